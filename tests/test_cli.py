@@ -1,0 +1,70 @@
+import json
+
+import pytest
+
+from mlpentest.cli import build_parser, main
+
+
+def test_help_lists_every_subcommand(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("datasets", "demo"):
+        assert command in out
+
+
+@pytest.mark.parametrize("command", ["datasets", "demo"])
+def test_every_subcommand_is_documented(command, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert len(build_parser()._subparsers._group_actions[0].choices[command].description) > 20
+    assert "usage: mlpentest " + command in out
+
+
+def test_no_command_prints_help_and_fails(capsys):
+    assert main([]) == 2
+    assert "usage" in capsys.readouterr().out
+
+
+def test_unknown_option_is_rejected(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["demo", "--no-such-option"])
+    assert exc.value.code == 2
+    assert "unrecognized arguments" in capsys.readouterr().err
+
+
+def test_datasets_lists_digits(capsys):
+    assert main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    assert "digits" in out and "fashion-mnist" in out and "cifar10" in out
+
+
+def test_demo_writes_report(tmp_path, capsys):
+    out_dir = tmp_path / "report"
+    assert main(["demo", "--seed", "1", "--out", str(out_dir)]) == 0
+    printed = capsys.readouterr().out
+    assert "precision" in printed and "macro avg" in printed
+    html = (out_dir / "report.html").read_text()
+    assert "data:image/png;base64," in html
+    data = json.loads((out_dir / "results.json").read_text())
+    report = data["results"][0]
+    # an RBF SVM separates digits well; a broken pipeline would not reach this
+    assert report["accuracy"] > 0.95
+    assert data["metadata"]["random_state"] == 1
+
+
+def test_demo_quiet_prints_only_the_path(tmp_path, capsys):
+    assert main(["demo", "--quiet", "--out", str(tmp_path / "r.html")]) == 0
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert len(printed) == 1 and "r.html" in printed[0]
+    assert (tmp_path / "r.html").exists() and (tmp_path / "results.json").exists()
+
+
+def test_library_errors_become_one_line(tmp_path, capsys):
+    assert main(["demo", "--dataset", "no-such-set", "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("mlpentest demo: error:") and "Traceback" not in err
+    assert "digits" in err  # the message lists the valid names

@@ -1,0 +1,46 @@
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+
+def _run(code: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_core_never_imports_torch_or_dask():
+    out = _run(
+        """
+        import sys
+        import mlpentest, mlpentest.cli, mlpentest.datasets, mlpentest.metrics, mlpentest.report
+        import mlpentest.models, mlpentest.kernels
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.datasets import load_digits
+        X, y = load_digits(return_X_y=True)
+        m = mlpentest.models.wrap(LogisticRegression(max_iter=200).fit(X / 16, y))
+        m.predict_proba(X[:3] / 16); m.class_gradient(X[:3] / 16, label=1)
+        print(sorted(k for k in sys.modules if k.split(".")[0] in {"torch", "dask", "distributed"}))
+        """
+    )
+    assert out == "[]"
+
+
+def test_torch_model_imports_torch_only_when_used():
+    pytest.importorskip("torch")
+    out = _run(
+        """
+        import sys
+        import mlpentest.models
+        assert "torch" not in sys.modules
+        import torch
+        net = torch.nn.Sequential(torch.nn.Linear(4, 3))
+        m = mlpentest.models.wrap(net, input_shape=(4,))
+        print(m.predict_proba(torch.zeros(2, 4).numpy()).shape)
+        """
+    )
+    assert out == "(2, 3)"
