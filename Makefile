@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 # torch is pinned to the CPU build that lies on the project machines' disk; set TORCH= to skip it.
 TORCH  ?= torch==2.13.0
-EXTRAS ?= dev,torch
+EXTRAS ?= dev,torch,dask,privacy
 
 .PHONY: demo test lint clean
 
@@ -29,7 +29,7 @@ test: $(VENV)/.test-installed
 	$(BIN)/pytest -q
 
 lint: $(VENV)/.test-installed
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests $(wildcard benchmarks)
 
 clean:
 	rm -rf $(VENV) mlpentest-report .pytest_cache
