@@ -54,6 +54,11 @@ def test_demo_writes_report(tmp_path, capsys):
     # an RBF SVM separates digits well; a broken pipeline would not reach this
     assert report["accuracy"] > 0.95
     assert data["metadata"]["random_state"] == 1
+    attacks = {r["attack"]: r for r in data["results"][2]["results"]}
+    assert "LiRA online" in printed and "RMIA online" in printed
+    # the reference-model attacks beat the loss threshold on the overfit MLP
+    assert attacks["LiRA online"]["auc"] > attacks["loss threshold"]["auc"] > 0.55
+    assert attacks["RMIA online"]["auc"] > attacks["loss threshold"]["auc"]
 
 
 def test_demo_quiet_prints_only_the_path(tmp_path, capsys):
