@@ -76,3 +76,20 @@ def test_reproduce_is_documented(capsys):
     assert exc.value.code == 0
     out = capsys.readouterr().out
     assert "shokri2017" in out and "--quick" in out and "--sizes" in out
+
+
+@pytest.mark.slow
+def test_a_failing_late_stage_keeps_the_finished_stages_report(fashion, tmp_path, monkeypatch, capsys):
+    def broken(*args, **kwargs):
+        raise RuntimeError("mitigation stage crashed")
+
+    monkeypatch.setattr(shokri2017, "mitigation_table", broken)
+    out = tmp_path / "report"
+    with warnings.catch_warnings(), pytest.raises(RuntimeError, match="crashed"):
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        main(["reproduce", "shokri2017", "--quick", "--model", "mlp", "--dataset", "fashion-mnist",
+              "--sizes", "150", "--shadows", "2", "--out", str(out), "--quiet"])
+    doc = json.loads((out / "results.json").read_text())
+    sections = [r["section"] for r in doc["results"]]
+    assert sections == ["size sweep", "SVM target/shadows/attack on fashion-mnist"]
+    assert (out / "report.html").exists()
