@@ -217,3 +217,20 @@ def test_bad_inputs_are_named(lr, X, y, target, name):
     for attack in (FGSM(lr, eps=0.1), PGD(lr, eps=0.1, steps=2), DeepFool(lr)):
         with pytest.raises(InvalidInputError, match=name):
             attack.run(X, y, target=target)
+
+
+@pytest.mark.parametrize("kernel", ["linear", "rbf", "poly"])
+def test_pgd_moves_svm_points_beyond_the_hinge_margin(kernel):
+    # the SVC's hinge loss is flat for confidently classified points; PGD must still evade them
+    from sklearn.svm import SVC
+
+    from mlpentest import datasets
+
+    pair = datasets.load("digits").pair(3, 7)
+    pools = pair.split({"train": 180, "test": 180}, random_state=0)
+    svm = SVC(kernel=kernel, C=1.0 if kernel != "rbf" else 10.0).fit(pools["train"].X, pools["train"].y)
+    test = pools["test"]
+    result = PGD(svm, eps=2.0, norm="l2", steps=40, random_start=False).run(test.X, test.y)
+    assert result.success_rate >= 0.95
+    fgsm = FGSM(svm, eps=0.2).run(test.X, test.y)
+    assert fgsm.success_rate > 0.3  # the hinge gave 0.13-0.23 here: only points inside the margin moved
