@@ -18,7 +18,9 @@ def test_core_never_imports_torch_or_dask():
         """
         import sys
         import mlpentest, mlpentest.cli, mlpentest.datasets, mlpentest.metrics, mlpentest.report
-        import mlpentest.models, mlpentest.kernels
+        import mlpentest.models, mlpentest.kernels, mlpentest.defenses, mlpentest.parallel
+        import mlpentest.attacks.membership, mlpentest.attacks.evasion
+        import mlpentest.experiments.shokri2017, mlpentest.experiments.biggio2013, mlpentest.experiments.demo
         from sklearn.linear_model import LogisticRegression
         from sklearn.datasets import load_digits
         X, y = load_digits(return_X_y=True)
