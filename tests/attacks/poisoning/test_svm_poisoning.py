@@ -1,0 +1,170 @@
+"""Biggio, Nelson and Laskov (2012) SVM poisoning on digits "3" vs "7" (X in [0, 1], 64 features).
+
+100 training points, 200 validation points. The poison starts, as in the paper, from a training point of
+one class ("3", label 0) with the flipped label (1), which makes it an error vector of the SVM.
+"""
+
+import json
+
+import matplotlib
+import numpy as np
+import pytest
+from sklearn.svm import SVC
+
+from mlpentest.attacks.poisoning import PoisoningResult, PoisoningSVM
+from mlpentest.datasets import load
+from mlpentest.errors import InvalidInputError, InvalidParameterError, UnsupportedModelError
+
+matplotlib.use("Agg")
+
+SVMS = {
+    "linear": {"C": 10.0},
+    "rbf": {"C": 100.0},
+    "poly": {"C": 100.0, "degree": 2},
+}
+
+
+@pytest.fixture(scope="module")
+def data():
+    ds = load("digits").pair(3, 7)
+    idx = np.random.RandomState(0).permutation(ds.n_samples)
+    X, y = ds.X.astype(np.float64)[idx], ds.y[idx]
+    return X[:100], y[:100], X[100:300], y[100:300]
+
+
+def _first_three(data):
+    Xtr, ytr, _, _ = data
+    return Xtr[np.flatnonzero(ytr == 0)[0]]
+
+
+def test_seed_call_pattern_and_one_point_raises_linear_error_by_10_points(data):
+    Xtr, ytr, Xv, yv = data
+    clf = SVC(kernel="linear", **SVMS["linear"]).fit(Xtr, ytr)
+    xc = _first_three(data)
+    xc_attacked, log = PoisoningSVM(clf, Xtr, ytr, t=0.5).attack(xc, 1, Xv, yv, num_iterations=200)
+    assert xc_attacked.shape == (64,)
+    assert xc_attacked.min() >= 0.0 and xc_attacked.max() <= 1.0
+    assert set(log) >= {"hinge_loss", "validation_error"}
+
+    res = PoisoningSVM(clf, Xtr, ytr, t=0.5).attack(xc, 1, Xv, yv, num_iterations=200)
+    # measured: 0.5 % -> 15 % validation error with one poison point among 101 training points
+    assert res.clean_error <= 0.02
+    assert res.poisoned_error - res.clean_error >= 0.10, (res.clean_error, res.poisoned_error)
+    retrained = SVC(kernel="linear", **SVMS["linear"]).fit(np.vstack([Xtr, xc_attacked]), np.append(ytr, 1))
+    assert np.mean(retrained.predict(Xv) != yv) >= res.clean_error + 0.10
+    assert res.hinge_loss.max() > 5 * res.hinge_loss[0]
+
+
+@pytest.mark.parametrize(("kernel", "min_gain"), [("rbf", 0.05), ("poly", 0.08)])
+def test_one_point_raises_rbf_and_poly_error(data, kernel, min_gain):
+    Xtr, ytr, Xv, yv = data
+    clf = SVC(kernel=kernel, **SVMS[kernel])  # unfitted: the attack fits it on X_train
+    res = PoisoningSVM(clf, Xtr, ytr, t=0.5).attack(_first_three(data), 1, Xv, yv, num_iterations=100)
+    # measured: rbf 0.5 % -> 10 %, poly (degree 2) 0.5 % -> 14 %
+    assert res.poisoned_error - res.clean_error >= min_gain, (res.clean_error, res.poisoned_error)
+
+
+def _partition(svm, X, y, Xv, yv):
+    """Margin SVs, error SVs and violated validation points of a retrained SVM (what must not change)."""
+    fit = SVC(C=svm.C, kernel=svm.kernel, gamma=svm._gamma, degree=svm.degree, coef0=svm.coef0,
+              tol=1e-9, shrinking=False).fit(X, y)
+    alpha = np.abs(fit.dual_coef_[0])
+    at_c = alpha >= fit.C * (1 - 1e-8)
+    viol = (2 * yv - 1) * fit.decision_function(Xv) < 1
+    return (tuple(fit.support_[~at_c]), tuple(fit.support_[at_c]), tuple(np.flatnonzero(viol)))
+
+
+@pytest.mark.parametrize("kernel", ["linear", "rbf", "poly"])
+@pytest.mark.parametrize("warm", [0, 15], ids=["error-vector", "after-15-steps"])
+def test_gradient_matches_finite_differences_of_retrained_svm(data, kernel, warm):
+    Xtr, ytr, Xv, yv = data
+    clf = SVC(kernel=kernel, **SVMS[kernel]).fit(Xtr, ytr)
+    att = PoisoningSVM(clf, Xtr, ytr, t=0.5)
+    xc = _first_three(data)
+    if warm:
+        xc = att.attack(xc, 1, Xv, yv, num_iterations=warm).x_poison[0]
+    xc = np.clip(xc, 0.01, 0.99)  # the box is not part of the loss; stay off its faces
+    _, grad = att.validation_loss_gradient(xc, 1, Xv, yv)
+    assert np.linalg.norm(grad) > 0
+
+    rng = np.random.RandomState(0)
+    h = 1e-5  # small enough that no support vector or validation point changes side
+    base = _partition(clf, np.vstack([Xtr, xc]), np.append(ytr, 1), Xv, yv)
+    analytic, numeric = [], []
+    for _ in range(12):
+        e = rng.randn(64)
+        e /= np.linalg.norm(e)
+        plus, minus = xc + h * e, xc - h * e
+        moved = [_partition(clf, np.vstack([Xtr, p]), np.append(ytr, 1), Xv, yv) for p in (plus, minus)]
+        if any(part != base for part in moved):
+            continue  # the support-vector sets changed: the loss has a kink inside the step
+        loss_p, _ = att.validation_loss_gradient(plus, 1, Xv, yv)
+        loss_m, _ = att.validation_loss_gradient(minus, 1, Xv, yv)
+        numeric.append((loss_p - loss_m) / (2 * h))
+        analytic.append(grad @ e)
+        if len(numeric) == 4:
+            break
+    assert len(numeric) >= 3
+    analytic, numeric = np.array(analytic), np.array(numeric)
+    rel = np.linalg.norm(numeric - analytic) / np.linalg.norm(analytic)
+    assert rel < 1e-3, (analytic, numeric)  # measured: < 1e-4 for every kernel
+
+
+def test_several_points_are_optimised_one_after_the_other(data):
+    Xtr, ytr, Xv, yv = data
+    clf = SVC(kernel="linear", **SVMS["linear"]).fit(Xtr, ytr)
+    threes = Xtr[ytr == 0][:2]
+    res = PoisoningSVM(clf, Xtr, ytr, t=0.5).attack_many(
+        threes, 1, Xv, yv, num_iterations=30, image_shape=(8, 8)
+    )
+    assert res.x_poison.shape == (2, 64) and list(res.labels) == [1, 1]
+    assert set(res.point_index) == {0, 1}
+    assert len(res.hinge_loss) == len(res.validation_error) == len(res.point_index)
+    # the second point starts against the model already poisoned by the first
+    first_best = res.hinge_loss[res.point_index == 0].max()
+    assert res.hinge_loss[res.point_index == 1][0] > 0.5 * first_best
+    assert res.poisoned_error > res.clean_error
+    xc, log = res
+    assert xc.shape == (2, 64)
+
+    json.dumps(res.to_dict(), allow_nan=False)
+    assert res.summary()["poison points"] == 2
+    assert res.plot() is not None
+    assert res.plot(ax=matplotlib.pyplot.subplots()[1]) is not None
+    assert isinstance(res, PoisoningResult)
+
+
+def test_point_that_is_not_a_support_vector_has_zero_gradient_and_stops(data):
+    Xtr, ytr, Xv, yv = data
+    clf = SVC(kernel="linear", C=1.0).fit(Xtr, ytr)
+    xc = _first_three(data)  # its true label: far inside its class, alpha_c = 0
+    att = PoisoningSVM(clf, Xtr, ytr)
+    _, grad = att.validation_loss_gradient(xc, 0, Xv, yv)
+    assert not grad.any()
+    res = att.attack(xc, 0, Xv, yv, num_iterations=10)
+    assert len(res.hinge_loss) == 1 and res.alpha[0] == 0.0
+    np.testing.assert_array_equal(res.x_poison[0], xc)
+
+
+def test_bad_input_is_rejected_naming_the_argument(data):
+    Xtr, ytr, Xv, yv = data
+    clf = SVC(kernel="linear")
+    xc = _first_three(data)
+    with pytest.raises(InvalidInputError, match="y_train"):
+        PoisoningSVM(clf, Xtr, np.arange(len(ytr)) % 3).attack(xc, 1, Xv, yv)
+    for kernel in ("sigmoid", "precomputed"):
+        with pytest.raises(InvalidParameterError, match="kernel"):
+            PoisoningSVM(SVC(kernel=kernel), Xtr, ytr).attack(xc, 1, Xv, yv)
+    with pytest.raises(InvalidInputError, match="label"):
+        PoisoningSVM(clf, Xtr, ytr).attack(xc, 5, Xv, yv)
+    for t in (0.0, -1.0):
+        with pytest.raises(InvalidParameterError, match="t:"):
+            PoisoningSVM(clf, Xtr, ytr, t=t).attack(xc, 1, Xv, yv)
+    with pytest.raises(InvalidInputError, match="y_valid"):
+        PoisoningSVM(clf, Xtr, ytr).attack(xc, 1, Xv, yv + 2)
+    with pytest.raises(InvalidInputError, match="X_init"):
+        PoisoningSVM(clf, Xtr, ytr).attack(xc * 3.0, 1, Xv, yv)
+    with pytest.raises(UnsupportedModelError, match="clf"):
+        PoisoningSVM(object(), Xtr, ytr).attack(xc, 1, Xv, yv)
+    att = PoisoningSVM(clf, Xtr, ytr, t=0.25)
+    assert (att.clf, att.X_train, att.y_train, att.t) == (clf, Xtr, ytr, 0.25)
