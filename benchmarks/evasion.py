@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import scipy
 import sklearn
+from _table import aligned, cell  # benchmarks/ is on sys.path when a script runs
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
 from sklearn.svm import SVC
@@ -100,25 +101,15 @@ def format_table(rows: list[Row]) -> str:
     head = ("target", "attack", "library", "norm", "eps", "success", "mean dist", "wall s", "grad calls",
             "predictions", "note")
 
-    def num(v: float | int | None, fmt: str) -> str:
-        return "-" if v is None or (isinstance(v, float) and np.isnan(v)) else format(v, fmt)
-
-    lines = [head]
-    for r in rows:
-        lines.append((
-            r.target, r.attack, r.library, r.norm, num(r.eps, "g"), num(r.success_rate, ".3f"),
-            num(r.mean_distance, ".3f"), num(r.seconds, ".3f"), num(r.gradient_calls, "d"),
-            num(r.predictions, "d"), r.note,
-        ))
-    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
-    text = []
-    for k, line in enumerate(lines):
-        pairs = enumerate(zip(line, widths, strict=True))
-        cells = [c.ljust(w) if i < 4 or i == len(head) - 1 else c.rjust(w) for i, (c, w) in pairs]
-        text.append("  ".join(cells).rstrip())
-        if k == 0:
-            text.append("-" * len(text[0]))
-    return "\n".join(text)
+    lines = [
+        (
+            r.target, r.attack, r.library, r.norm, cell(r.eps, "g"), cell(r.success_rate, ".3f"),
+            cell(r.mean_distance, ".3f"), cell(r.seconds, ".3f"), cell(r.gradient_calls, "d"),
+            cell(r.predictions, "d"), r.note,
+        )
+        for r in rows
+    ]
+    return aligned(head, lines, left={0, 1, 2, 3, len(head) - 1})
 
 
 def import_art() -> dict[str, Any] | None:

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import scipy
 import sklearn
+from _table import aligned  # benchmarks/ is on sys.path when a script runs
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
 from threadpoolctl import threadpool_limits
@@ -112,22 +113,15 @@ def row_from(result: MembershipResult, library: str, knowledge: str, seconds: fl
 def format_table(rows: list[Row]) -> str:
     head = ("attack", "library", "knows", "AUC", "bal.acc", "TPR@1%FPR", "TPR@0.1%FPR", "attack s",
             "models s", "total s")
-    lines = [head]
-    for r in rows:
-        lines.append((
+    lines = [
+        (
             r.attack, r.library, r.knowledge, f"{r.auc:.3f}", f"{r.balanced_accuracy:.3f}",
             f"{r.tpr_at_1pct_fpr:.3f}", f"{r.tpr_at_01pct_fpr:.4f}", f"{r.attack_seconds:.1f}",
             f"{r.models_seconds:.1f}", f"{r.total_seconds:.1f}",
-        ))
-    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
-    text = []
-    for k, line in enumerate(lines):
-        pairs = enumerate(zip(line, widths, strict=True))
-        cells = [c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in pairs]
-        text.append("  ".join(cells).rstrip())
-        if k == 0:
-            text.append("-" * len(text[0]))
-    return "\n".join(text)
+        )
+        for r in rows
+    ]
+    return aligned(head, lines, left={0, 1, 2})
 
 
 def import_art() -> tuple[Any, Any, Any, str] | None:

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import scipy
 import sklearn
+from _table import aligned, cell  # benchmarks/ is on sys.path when a script runs
 from sklearn.svm import SVC
 from threadpoolctl import threadpool_limits
 
@@ -93,24 +94,13 @@ def format_table(rows: list[Row]) -> str:
     head = ("kernel", "library", "points", "iterations", "valid error before", "after", "increase (pp)",
             "pp / point", "wall s", "note")
 
-    def num(v: float | int | None, fmt: str) -> str:
-        return "-" if v is None else format(v, fmt)
-
-    lines = [head]
+    lines = []
     for r in rows:
         per_point = None if r.increase_pp is None else r.increase_pp / r.points
-        lines.append((r.kernel, r.library, str(r.points), str(r.iterations), num(r.error_before, ".3f"),
-                      num(r.error_after, ".3f"), num(r.increase_pp, ".1f"), num(per_point, ".1f"),
-                      num(r.seconds, ".2f"), r.note))
-    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
-    text = []
-    for k, line in enumerate(lines):
-        pairs = enumerate(zip(line, widths, strict=True))
-        cells = [c.ljust(w) if i < 2 or i == len(head) - 1 else c.rjust(w) for i, (c, w) in pairs]
-        text.append("  ".join(cells).rstrip())
-        if k == 0:
-            text.append("-" * len(text[0]))
-    return "\n".join(text)
+        lines.append((r.kernel, r.library, str(r.points), str(r.iterations), cell(r.error_before, ".3f"),
+                      cell(r.error_after, ".3f"), cell(r.increase_pp, ".1f"), cell(per_point, ".1f"),
+                      cell(r.seconds, ".2f"), r.note))
+    return aligned(head, lines, left={0, 1, len(head) - 1})
 
 
 def import_art() -> dict[str, Any] | None:
