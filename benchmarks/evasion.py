@@ -21,11 +21,9 @@ mean distance, in the row's norm, of those successes. Timings use one BLAS/OpenM
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import json
 import os
-import platform
 import sys
 import textwrap
 import time
@@ -34,16 +32,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import _common as common  # benchmarks/ is on sys.path when a script runs
 import numpy as np
-import scipy
-import sklearn
-from _table import aligned, cell  # benchmarks/ is on sys.path when a script runs
+from _common import aligned, cell
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
 from sklearn.svm import SVC
-from threadpoolctl import threadpool_limits
 
-import mlpentest
 from mlpentest import datasets
 from mlpentest.attacks.evasion import FGSM, PGD, DeepFool, EvasionSVM
 from mlpentest.models import wrap
@@ -277,15 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     load_start = os.getloadavg()[0]
     art = None if args.skip_art else import_art()  # may import torch, before the thread limits below
-    versions = {
-        "python": platform.python_version(), "mlpentest": mlpentest.__version__, "numpy": np.__version__,
-        "scipy": scipy.__version__, "scikit-learn": sklearn.__version__,
-        "art": art["version"] if art else ("skipped (--skip-art)" if args.skip_art else "not installed"),
-    }
-    torch = sys.modules.get("torch")
-    if torch is not None and args.threads:
-        torch.set_num_threads(args.threads)
-    limits = threadpool_limits(limits=args.threads) if args.threads else contextlib.nullcontext()
+    versions = common.versions(common.art_status(art["version"] if art else None, args.skip_art))
+    limits = common.limit_threads(args.threads)
     targets_info: dict[str, dict[str, Any]] = {}
     rows: list[Row] = []
     with limits:
@@ -314,9 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     setup = {
         "dataset": pair_name, "train": len(train.y), "points": len(y), "features": X.shape[1],
         "eps": args.eps, "steps": args.steps, "seed": args.seed, "targets": targets_info,
-        "threads": args.threads or "library default", "cpu_count": os.cpu_count(),
-        "machine": platform.machine(), "load_average_start": load_start,
-        "load_average_end": os.getloadavg()[0], "versions": versions,
+        **common.machine(args.threads, load_start), "versions": versions,
     }
     print(report(setup, rows, art is not None, args.skip_art))
     if args.json:

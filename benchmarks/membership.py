@@ -21,10 +21,8 @@ Run ``python benchmarks/membership.py --help``; ``--json PATH`` saves the setup,
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import platform
 import sys
 import textwrap
 import time
@@ -33,15 +31,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import _common as common  # benchmarks/ is on sys.path when a script runs
 import numpy as np
-import scipy
-import sklearn
-from _table import aligned  # benchmarks/ is on sys.path when a script runs
+from _common import aligned
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
-from threadpoolctl import threadpool_limits
 
-import mlpentest
 from mlpentest import datasets
 from mlpentest.attacks.membership import (
     RMIA,
@@ -336,19 +331,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     load_start = os.getloadavg()[0]
     art = None if args.skip_art else import_art()  # imports torch too, before the thread limits below
-    versions = {
-        "python": platform.python_version(), "mlpentest": mlpentest.__version__, "numpy": np.__version__,
-        "scipy": scipy.__version__, "scikit-learn": sklearn.__version__,
-        "art": art[3] if art else ("skipped (--skip-art)" if args.skip_art else "not installed"),
-    }
+    versions = common.versions(common.art_status(art[3] if art else None, args.skip_art))
     if art is not None:
-        import torch
+        import torch  # ART's inference attacks load it
 
         versions["torch"] = torch.__version__
-        if args.threads:
-            torch.set_num_threads(args.threads)
-    # Multi-threaded BLAS on a busy machine can run 10x slower than on one thread: pin every library.
-    limits = threadpool_limits(limits=args.threads) if args.threads else contextlib.nullcontext()
+    limits = common.limit_threads(args.threads)
     with limits:
         seed_globals(args.seed)
         s = make_setup(args)
@@ -367,9 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         "target_train_accuracy": s.target.score(s.members.X, s.members.y),
         "target_test_accuracy": s.target.score(s.nonmembers.X, s.nonmembers.y),
         "references": args.references, "shadows": args.shadows, "seed": args.seed, "n_jobs": args.n_jobs,
-        "threads": args.threads or "library default", "cpu_count": os.cpu_count(),
-        "machine": platform.machine(), "load_average_start": load_start,
-        "load_average_end": os.getloadavg()[0], "versions": versions,
+        **common.machine(args.threads, load_start), "versions": versions,
     }
     print(report(setup, costs, rows, art is not None))
     if args.json:

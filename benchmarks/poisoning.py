@@ -22,11 +22,9 @@ BLAS/OpenMP thread per process (``--threads``). Progress goes to stderr, the tab
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import json
 import os
-import platform
 import sys
 import textwrap
 import time
@@ -34,14 +32,11 @@ import warnings
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import _common as common  # benchmarks/ is on sys.path when a script runs
 import numpy as np
-import scipy
-import sklearn
-from _table import aligned, cell  # benchmarks/ is on sys.path when a script runs
+from _common import aligned, cell
 from sklearn.svm import SVC
-from threadpoolctl import threadpool_limits
 
-import mlpentest
 from mlpentest import datasets
 from mlpentest.attacks.poisoning import PoisoningSVM
 
@@ -185,12 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     load_start = os.getloadavg()[0]
     art = None if args.skip_art else import_art()
-    versions = {
-        "python": platform.python_version(), "mlpentest": mlpentest.__version__, "numpy": np.__version__,
-        "scipy": scipy.__version__, "scikit-learn": sklearn.__version__,
-        "art": art["version"] if art else ("skipped (--skip-art)" if args.skip_art else "not installed"),
-    }
-    limits = threadpool_limits(limits=args.threads) if args.threads else contextlib.nullcontext()
+    versions = common.versions(common.art_status(art["version"] if art else None, args.skip_art))
+    limits = common.limit_threads(args.threads)
     rows: list[Row] = []
     with limits, warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # SVC.probability deprecation, once per ART refit
@@ -216,9 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     setup = {
         "dataset": data.name, "train": len(y), "valid": len(yv), "features": X.shape[1],
         "points": args.points, "iterations": args.iterations, "step": args.step, "seed": args.seed,
-        "svms": SVMS, "threads": args.threads or "library default", "cpu_count": os.cpu_count(),
-        "machine": platform.machine(), "load_average_start": load_start,
-        "load_average_end": os.getloadavg()[0], "versions": versions,
+        "svms": SVMS, **common.machine(args.threads, load_start), "versions": versions,
     }
     print(report(setup, rows, art is not None, args.skip_art))
     if args.json:
