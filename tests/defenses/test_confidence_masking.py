@@ -9,10 +9,9 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.svm import SVC
 
-from mlpentest import datasets
 from mlpentest.attacks.membership import collect_signals
 from mlpentest.defenses import ConfidenceMasking, Mitigation, mask_probabilities, privacy_utility_sweep
-from mlpentest.errors import CapabilityError, DatasetError, InvalidParameterError, QueryBudgetExceeded
+from mlpentest.errors import CapabilityError, InvalidParameterError, QueryBudgetExceeded
 from mlpentest.models import wrap
 
 N = 200  # members = non-members = population
@@ -24,11 +23,7 @@ def pooled(X: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def pools():
-    try:
-        fashion = datasets.load("fashion-mnist", download=False)
-    except DatasetError as exc:  # pragma: no cover - CI installs dataset-fashion-mnist
-        pytest.skip(f"Fashion-MNIST not installed: {exc}")
+def pools(fashion):
     parts = fashion.split({"members": N, "nonmembers": N, "population": N}, random_state=0)
     return {name: (pooled(d.X), d.y.astype(np.int64)) for name, d in parts.items()}
 

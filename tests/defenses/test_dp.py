@@ -12,7 +12,6 @@ from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
-from mlpentest import datasets
 from mlpentest.defenses import (
     DPLogisticRegression,
     Mitigation,
@@ -21,7 +20,7 @@ from mlpentest.defenses import (
     privacy_utility_sweep,
 )
 from mlpentest.defenses.dp import _noise_vector, _privacy_terms
-from mlpentest.errors import DatasetError, InvalidInputError, InvalidParameterError, OptionalDependencyError
+from mlpentest.errors import InvalidInputError, InvalidParameterError, OptionalDependencyError
 from mlpentest.models import wrap
 
 N = 100  # members = non-members = population: few records, so the non-private model overfits
@@ -29,12 +28,8 @@ DATA_NORM = 28.0  # sqrt(784): a public bound for pixels in [0, 1]
 
 
 @pytest.fixture(scope="module")
-def pools():
+def pools(fashion):
     """T-shirt/top (0) against Shirt (1), full 784 pixels."""
-    try:
-        fashion = datasets.load("fashion-mnist", download=False)
-    except DatasetError as exc:  # pragma: no cover - CI installs dataset-fashion-mnist
-        pytest.skip(f"Fashion-MNIST not installed: {exc}")
     pair = fashion.subset(np.flatnonzero(np.isin(fashion.y, [0, 6])))
     parts = pair.split({"members": N, "nonmembers": N, "population": N}, random_state=0)
     return {name: (d.X.astype(np.float64), (d.y == 6).astype(np.int64)) for name, d in parts.items()}

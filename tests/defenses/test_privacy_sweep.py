@@ -13,7 +13,6 @@ from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.neural_network import MLPClassifier  # noqa: E402
 
-from mlpentest import datasets  # noqa: E402
 from mlpentest.attacks.membership import ThresholdAttack  # noqa: E402
 from mlpentest.defenses import (  # noqa: E402
     Mitigation,
@@ -23,7 +22,6 @@ from mlpentest.defenses import (  # noqa: E402
 )
 from mlpentest.errors import (  # noqa: E402
     DataOverlapError,
-    DatasetError,
     InvalidInputError,
     InvalidParameterError,
 )
@@ -38,11 +36,7 @@ def pooled(X: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def data():
-    try:
-        fashion = datasets.load("fashion-mnist", download=False)
-    except DatasetError as exc:  # pragma: no cover - CI installs dataset-fashion-mnist
-        pytest.skip(f"Fashion-MNIST not installed: {exc}")
+def data(fashion):
     parts = fashion.split({"members": N, "nonmembers": N, "population": N}, random_state=0)
     out = {}
     for name, d in parts.items():

@@ -15,14 +15,6 @@ from mlpentest.experiments import shokri2017
 from mlpentest.report import render
 
 
-@pytest.fixture(scope="module")
-def fashion():
-    try:
-        return datasets.load("fashion-mnist", download=False)
-    except Exception as exc:  # pragma: no cover - CI installs dataset-fashion-mnist
-        pytest.skip(f"Fashion-MNIST not installed: {exc}")
-
-
 @pytest.mark.slow
 def test_small_reproduction_runs_end_to_end(fashion, tmp_path):
     with warnings.catch_warnings():

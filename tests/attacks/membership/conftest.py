@@ -11,9 +11,7 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
 
-from mlpentest import datasets
 from mlpentest.attacks.membership import MembershipSignals, ReferenceModels, collect_signals
-from mlpentest.errors import DatasetError
 
 N_MEMBERS = 500
 
@@ -35,14 +33,6 @@ class MembershipSetup:
     y_test: np.ndarray
     signals: MembershipSignals  # reference models trained on pools that contain the candidates
     shadow_signals: MembershipSignals  # shadow models trained on data disjoint from the target's
-
-
-@pytest.fixture(scope="session")
-def fashion():
-    try:
-        return datasets.load("fashion-mnist", download=False)
-    except DatasetError as exc:  # pragma: no cover - CI installs dataset-fashion-mnist
-        pytest.skip(f"Fashion-MNIST not installed (apt-get install dataset-fashion-mnist): {exc}")
 
 
 @pytest.fixture(scope="session")
