@@ -48,7 +48,7 @@ def _isolated(monkeypatch, tmp_path_factory):
     """Empty MLPENTEST_DATA and cache, no system directories, and no network."""
     monkeypatch.setenv("MLPENTEST_DATA", str(tmp_path_factory.mktemp("env-data")))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
-    monkeypatch.setattr(datasets, "_SYSTEM_DIRS", {})
+    monkeypatch.setattr(datasets.download, "_SYSTEM_DIRS", {})
 
     def no_network(url, *args, **kwargs):
         raise AssertionError(f"a test tried to download {url}")
@@ -252,7 +252,7 @@ def test_load_accepts_dotted_file_names_and_name_variants(tmp_path):
 
 def test_load_missing_files_lists_the_places_searched(tmp_path, monkeypatch):
     system = tmp_path / "usr-share"
-    monkeypatch.setattr(datasets, "_SYSTEM_DIRS", {"fashion-mnist": (system,)})
+    monkeypatch.setattr(datasets.download, "_SYSTEM_DIRS", {"fashion-mnist": (system,)})
     with pytest.raises(DatasetError) as info:
         load("fashion-mnist", data_dir=tmp_path / "mine", download=False)
     message = str(info.value)

@@ -11,7 +11,6 @@ from mlpentest.errors import InvalidInputError, InvalidParameterError
 from mlpentest.metrics import (
     ClassificationReport,
     RocCurve,
-    attack_success_rate,
     auc,
     balanced_accuracy,
     classification_report,
@@ -20,6 +19,7 @@ from mlpentest.metrics import (
     max_membership_advantage,
     membership_advantage,
     roc_curve,
+    success_rate,
     tpr_at_fpr,
 )
 
@@ -40,7 +40,7 @@ def test_roc_curve_by_hand_with_ties():
     np.testing.assert_array_equal(roc.thresholds, [np.inf, 0.9, 0.8, 0.6, 0.3])
     assert roc.auc == pytest.approx(5 / 6)
     assert roc.summary() == {"auc": pytest.approx(5 / 6), "n_thresholds": 4}
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="read-only"):
         roc.fpr[0] = 0.5  # results are data: read-only arrays
 
 
@@ -207,19 +207,19 @@ def test_zero_division_is_silent(recwarn):
 def test_attack_success_rate():
     y = np.array([0, 1, 2, 3])
     adv = np.array([1, 1, 0, 3])
-    assert attack_success_rate(y, adv) == 0.5  # points 0 and 2 changed class
-    assert attack_success_rate(y, adv, target=1) == 0.5  # points 0 and 1 predicted 1
-    assert attack_success_rate(y, adv, target=[1, 2, 0, 0]) == 0.5  # points 0 and 2 hit their targets
+    assert success_rate(y, adv) == 0.5  # points 0 and 2 changed class
+    assert success_rate(y, adv, target=1) == 0.5  # points 0 and 1 predicted 1
+    assert success_rate(y, adv, target=[1, 2, 0, 0]) == 0.5  # points 0 and 2 hit their targets
     # Point 1 was misclassified before the attack and still is: a success unless masked out.
     clean, adv = np.array([0, 0, 2, 3]), np.array([1, 0, 2, 3])
-    assert attack_success_rate(y, adv) == 0.5
-    assert attack_success_rate(y, adv, mask=clean == y) == pytest.approx(1 / 3)
+    assert success_rate(y, adv) == 0.5
+    assert success_rate(y, adv, mask=clean == y) == pytest.approx(1 / 3)
     with pytest.raises(InvalidInputError, match="mask"):
-        attack_success_rate(y, adv, mask=np.zeros(4, bool))
+        success_rate(y, adv, mask=np.zeros(4, bool))
     with pytest.raises(InvalidInputError, match="mask"):
-        attack_success_rate(y, adv, mask=[1, 0, 1, 1])
+        success_rate(y, adv, mask=[1, 0, 1, 1])
     with pytest.raises(InvalidInputError, match="target"):
-        attack_success_rate(y, adv, target=[1, 2])
+        success_rate(y, adv, target=[1, 2])
 
 
 def test_fidelity():
@@ -301,7 +301,7 @@ def test_auc_is_the_mann_whitney_probability(pairs):
         (lambda: classification_report([0, 1], [0, 1], target_names=["a"]), "target_names"),
         (lambda: classification_report([0, 1], [0, 1], labels=[0, 0]), "labels"),
         (lambda: classification_report([0, 1], [0, 1], digits=-1), "digits"),
-        (lambda: attack_success_rate([0, 1], [[0, 1]]), "y_pred_adv"),
+        (lambda: success_rate([0, 1], [[0, 1]]), "y_pred_adv"),
     ],
 )
 def test_bad_input_is_rejected_naming_the_argument(call, match):
@@ -325,6 +325,6 @@ def test_public_api_is_listed():
         "max_membership_advantage",
         "confusion_matrix",
         "classification_report",
-        "attack_success_rate",
+        "success_rate",
         "fidelity",
     }
