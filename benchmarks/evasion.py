@@ -211,11 +211,11 @@ def run_ours(name: str, clf: Any, X: np.ndarray, y: np.ndarray, args: argparse.N
             step = 2.5 * eps / args.steps
             one("FGSM", norm, eps, lambda norm=norm, eps=eps: FGSM(model, eps=eps, norm=norm).run(X, y))
             one("PGD", norm, eps, lambda norm=norm, eps=eps, step=step: PGD(
-                model, eps=eps, norm=norm, step=step, steps=args.steps, random_start=False).run(X, y))
+                model, eps=eps, norm=norm, step=step, max_iter=args.steps, random_start=False).run(X, y))
             if norm == "l2":
                 one("EvasionSVM", norm, eps, lambda eps=eps, step=step: EvasionSVM(
-                    model, dmax=eps, max_iter=args.steps, t=step, lam=0.0).attack(X, y))
-    one("DeepFool", "l2", None, lambda: DeepFool(model, steps=50, overshoot=0.02).run(X, y),
+                    model, dmax=eps, max_iter=args.steps, t=step, lam=0.0).run(X, y))
+    one("DeepFool", "l2", None, lambda: DeepFool(model, max_iter=50, overshoot=0.02).run(X, y),
         "min-norm, no budget")
     return rows
 

@@ -10,7 +10,7 @@ Setup (everything seeded by ``--seed``):
 * poison: for each count in ``--points``, that many starting points, the first training points of the
   first class with the flipped label (the same for both libraries); each point takes ``--iterations``
   gradient steps of length ``--step`` (unit-norm gradient), projected onto the [0, 1] box, the points
-  optimised one after the other. Ours: ``PoisoningSVM.attack`` (one point) or ``attack_many`` with
+  optimised one after the other. Ours: ``PoisoningSVM.attack`` (one point) or ``run`` with
   ``tol=0``; ART: ``PoisoningAttackSVM.poison`` with ``eps`` so large that it never stops early.
 
 The validation error before/after is computed here, in the same way for every row: the SVC retrained on
@@ -150,13 +150,13 @@ def run_ours(kernel: str, X: np.ndarray, y: np.ndarray, Xv: np.ndarray, yv: np.n
     if n == 1:
         result = attack.attack(starts[0], 1, Xv, yv, num_iterations=args.iterations)
     else:
-        result = attack.attack_many(starts[:n], 1, Xv, yv, num_iterations=args.iterations)
+        result = attack.with_settings(max_iter=args.iterations).run(Xv, yv, x_init=starts[:n], labels=1)
     seconds = time.perf_counter() - start
-    steps = np.bincount(result.point_index) - 1
-    note = "attack" if n == 1 else "attack_many"
+    steps = np.bincount(result.log["point_index"]) - 1
+    note = "attack" if n == 1 else "run"
     if steps.min() < args.iterations:
         note += f"; stopped early (flat loss) after {', '.join(str(s) for s in steps)} steps"
-    return result.x_poison, seconds, note
+    return np.atleast_2d(result.x_poison), seconds, note
 
 
 def run_art(kernel: str, X: np.ndarray, y: np.ndarray, Xv: np.ndarray, yv: np.ndarray, starts: np.ndarray,

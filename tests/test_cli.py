@@ -10,11 +10,11 @@ def test_help_lists_every_subcommand(capsys):
         main(["--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    for command in ("datasets", "demo"):
+    for command in ("attacks", "datasets", "demo", "reproduce"):
         assert command in out
 
 
-@pytest.mark.parametrize("command", ["datasets", "demo"])
+@pytest.mark.parametrize("command", ["attacks", "datasets", "demo", "reproduce"])
 def test_every_subcommand_is_documented(command, capsys):
     with pytest.raises(SystemExit) as exc:
         main([command, "--help"])
@@ -34,6 +34,21 @@ def test_unknown_option_is_rejected(capsys):
         main(["demo", "--no-such-option"])
     assert exc.value.code == 2
     assert "unrecognized arguments" in capsys.readouterr().err
+
+
+def test_attacks_lists_the_registry(capsys):
+    from mlpentest.attacks import REGISTRY
+
+    assert main(["attacks"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:3] == ["name", "family", "threat"]
+    rows = {line.split()[0]: line for line in lines[1:]}
+    assert set(rows) == set(REGISTRY)
+    for name, info in REGISTRY.items():
+        assert info.family in rows[name] and info.cls.__name__ in rows[name] and info.paper in rows[name]
+    assert main(["attacks", "--family", "poisoning"]) == 0
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]
+    assert names == [n for n, info in REGISTRY.items() if info.family == "poisoning"]
 
 
 def test_datasets_lists_digits(capsys):

@@ -28,7 +28,7 @@ def test_to_dict_is_strict_json():
 
 def test_results_are_frozen():
     r = _Toy(auc=0.5, scores=np.zeros(2))
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign to field 'auc'"):
         r.auc = 1.0  # type: ignore[misc]
 
 

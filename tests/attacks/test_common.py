@@ -1,43 +1,62 @@
-"""Checks every membership attack must pass (the scikit-learn ``test_common`` idea).
+"""Checks every registered attack must pass (the scikit-learn ``test_common`` idea), over the registry.
 
-Parameters are stored unchanged by ``__init__``; a run is reproducible; the result serialises to strict
-JSON, plots, and has the headline metrics; a signals object without what the attack needs is refused.
+Registering an attack in ``mlpentest.attacks.REGISTRY`` is all it takes to be checked here: settings are
+stored unchanged by ``__init__`` (which validates nothing) and left unchanged by ``run``; the same
+``random_state`` gives the same result; NaN/inf or wrongly typed settings and input of the wrong width
+are refused with a typed error naming the argument; one 1-D point in gives one 1-D point out; the
+result is the family's type, carries ``attack``/``params``/``wall_seconds``, serialises to strict JSON
+and plots. ``SETTINGS`` below only makes the runs small (and gives required settings a value).
 """
 
+import dataclasses
+import importlib
 import inspect
 import json
+import pkgutil
+import re
 
 import matplotlib
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
+from sklearn.svm import SVC
 
+import mlpentest
 from mlpentest import datasets
-from mlpentest.attacks.membership import (
-    RMIA,
-    LiRA,
-    MembershipResult,
-    ReferenceModels,
-    ShadowModelAttack,
-    ThresholdAttack,
-    collect_signals,
-)
-from mlpentest.errors import InvalidInputError, InvalidParameterError
+from mlpentest.attacks import REGISTRY
+from mlpentest.attacks.base import Attack, AttackResult
+from mlpentest.attacks.evasion import EvasionResult
+from mlpentest.attacks.membership import MembershipResult, MembershipSignals, ReferenceModels, collect_signals
+from mlpentest.attacks.poisoning import PoisoningResult
+from mlpentest.errors import CapabilityError, InvalidInputError, InvalidParameterError
+from mlpentest.models import wrap
+from mlpentest.results import Result, figure_of
 
 matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
 
-ATTACKS = [
-    ThresholdAttack("loss", class_dependent=False),
-    ThresholdAttack("confidence"),
-    ThresholdAttack("entropy"),
-    ThresholdAttack("modified_entropy", min_per_class=5),
-    LiRA(),
-    LiRA(online=False, fix_variance=False),
-    RMIA(),
-    RMIA(online=False, n_population=200, random_state=0),
-    ShadowModelAttack(max_train_per_class=200, random_state=0),
-    ShadowModelAttack(per_class=False, attack_model=LogisticRegression(), random_state=0),
-]
+#: small, fast settings per registered attack; several entries test several variants of one class
+SETTINGS = {
+    "shadow-models": [{"max_train_per_class": 200, "random_state": 0},
+                      {"per_class": False, "attack_model": LogisticRegression(), "random_state": 0}],
+    "threshold": [{"class_dependent": False}, {"metric": "confidence"}, {"metric": "entropy"},
+                  {"metric": "modified_entropy", "min_per_class": 5}],
+    "lira": [{}, {"online": False, "fix_variance": False}],
+    "rmia": [{}, {"online": False, "n_population": 200, "random_state": 0}],
+    "evasion-svm": [{"dmax": 2.0, "t": 0.2, "max_iter": 30}],
+    "fgsm": [{"eps": 0.3}],
+    "pgd": [{"eps": 1.5, "norm": "l2", "max_iter": 10, "random_state": 0}],
+    "deepfool": [{}],
+    "hop-skip-jump": [{"max_iter": 2, "max_evals": 30, "init_evals": 10, "random_state": 0}],
+    "nes": [{"eps": 0.3, "max_iter": 10, "samples": 10, "random_state": 0}],
+    "poisoning-svm": [{"max_iter": 5, "random_state": 0}],
+    "poisoning-logistic": [{"max_iter": 3, "random_state": 0}],
+    "random-label-flip": [{"fraction": 0.2, "random_state": 0}],
+    "greedy-label-flip": [{"n_flips": 3, "candidates": 5, "random_state": 0}],
+}
+CASES = [(name, settings) for name in REGISTRY for settings in SETTINGS.get(name, [{}])]
+IDS = [f"{name}-{i}" for name in REGISTRY for i in range(len(SETTINGS.get(name, [{}])))]
+RESULT_TYPES = {"membership": MembershipResult, "evasion": EvasionResult, "poisoning": PoisoningResult}
 
 
 @pytest.fixture(scope="module")
@@ -54,36 +73,208 @@ def signals():
     return collect_signals(target, X, y, is_member=is_member, references=refs)
 
 
-@pytest.mark.parametrize("attack", ATTACKS, ids=lambda a: type(a).__name__)
-def test_init_stores_parameters_unchanged(attack):
-    for name in inspect.signature(type(attack).__init__).parameters:
-        if name != "self":
-            assert hasattr(attack, name), f"{type(attack).__name__} does not store {name}"
-    fresh = type(attack)(**{k: getattr(attack, k) for k in inspect.signature(type(attack)).parameters})
-    assert vars(fresh) == vars(attack)
+@pytest.fixture(scope="module")
+def pair():
+    """Digits 3 vs 7: 60 training, 40 validation, 12 evasion points."""
+    pools = datasets.load("digits").pair(3, 7).split({"train": 60, "valid": 40, "test": 12}, random_state=0)
+    return pools["train"], pools["valid"], pools["test"]
 
 
-@pytest.mark.parametrize("attack", ATTACKS, ids=lambda a: type(a).__name__)
-def test_run_is_reproducible_and_serialises(attack, signals):
-    first, second = attack.run(signals), attack.run(signals)
-    assert isinstance(first, MembershipResult)
-    np.testing.assert_array_equal(first.scores, second.scores)
-    doc = json.loads(json.dumps(first.to_dict(), allow_nan=False))
-    assert doc["type"] == "MembershipResult" and len(doc["scores"]) == signals.n_candidates
-    summary = first.summary()
-    for key in ("AUC", "TPR@1%FPR", "TPR@0.1%FPR", "balanced accuracy"):
-        assert 0.0 <= summary[key] <= 1.0
-    assert first.auc > 0.5  # every attack finds some signal in an overfit model
-    ax = first.plot()
-    assert ax.get_xscale() == "log"
-    matplotlib.pyplot.close(ax.figure)
+@pytest.fixture(scope="module")
+def models(pair):
+    train = pair[0]
+    return {
+        "logistic": LogisticRegression(max_iter=1000).fit(train.X, train.y),  # gradients, scores, labels
+        "svc": SVC(kernel="linear", C=1.0).fit(train.X, train.y),
+    }
 
 
-@pytest.mark.parametrize("attack", ATTACKS, ids=lambda a: type(a).__name__)
-def test_signals_missing_what_the_attack_needs(attack, signals):
-    stripped = type(signals)(y=signals.y, target_proba=signals.target_proba, is_member=signals.is_member)
-    if isinstance(attack, ThresholdAttack) and not attack.class_dependent:
-        assert attack.run(stripped).auc > 0.5  # needs nothing beyond the target's outputs
+class Case:
+    """One registered attack, built for a small run on the family's data."""
+
+    def __init__(self, name, settings, signals, pair, models):
+        self.info = REGISTRY[name]
+        self.family = self.info.family
+        self.settings = settings
+        train, valid, test = pair
+        model = models["svc" if "SVC" in self.info.needs else "logistic"]
+        if self.family == "membership":
+            self.inputs, self.args = (), (signals,)
+        elif self.family == "evasion":
+            self.inputs, self.args = (model,), (test.X, test.y)
+        else:
+            self.inputs, self.args = (model, train.X, train.y), (valid.X, valid.y)
+
+    def make(self, **changes):
+        return self.info.cls(*self.inputs, **{**self.settings, **changes})
+
+    def run(self, attack=None, *args):
+        return (attack or self.make()).run(*(args or self.args))
+
+
+@pytest.fixture(params=CASES, ids=IDS)
+def case(request, signals, pair, models):
+    return Case(*request.param, signals, pair, models)
+
+
+def _snapshot(attack):
+    return {k: (id(v), repr(v)) for k, v in attack.get_params().items()}
+
+
+def test_every_attack_class_is_registered():
+    """An Attack subclass that is not in the registry would escape these checks: there is none."""
+    package = importlib.import_module("mlpentest.attacks")
+    for module in pkgutil.walk_packages(package.__path__, "mlpentest.attacks."):
+        importlib.import_module(module.name)
+
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+
+    ours = {c for c in subclasses(Attack) if c.__module__.startswith("mlpentest.")}
+    assert ours == {info.cls for info in REGISTRY.values()}
+    assert all(name == name.lower() and " " not in name for name in REGISTRY)
+
+
+def test_init_stores_settings_unchanged_and_validates_nothing(case):
+    attack = case.make()
+    params = attack.get_params()
+    assert set(params) == set(inspect.signature(type(attack)).parameters)
+    for name, value in case.settings.items():
+        assert params[name] is value
+    # every setting garbage: __init__ must still accept it (validation belongs to run)
+    garbage = {k: float("nan") for k in attack.settings()}
+    type(attack)(*case.inputs, **garbage)
+    assert repr(attack).startswith(type(attack).__name__ + "(")
+
+
+def test_run_leaves_settings_unchanged_and_stamps_the_result(case):
+    attack = case.make()
+    before = _snapshot(attack)
+    result = case.run(attack)
+    assert _snapshot(attack) == before
+    assert isinstance(result, AttackResult) and isinstance(result, RESULT_TYPES[case.family])
+    assert result.attack == attack.display_name()
+    assert set(attack.settings()) <= set(result.params)
+    for name, value in case.settings.items():
+        assert result.params[name] is value
+    assert isinstance(result.wall_seconds, float) and result.wall_seconds > 0.0
+    assert result.budget_exhausted is False
+
+
+def test_same_random_state_gives_the_same_result(case):
+    def doc(result):
+        out = result.to_dict()
+        out.pop("wall_seconds")
+        return json.dumps(out, sort_keys=True)
+
+    assert doc(case.run()) == doc(case.run())
+
+
+def test_result_serialises_and_plots(case):
+    result = case.run()
+    doc = json.loads(json.dumps(result.to_dict(), allow_nan=False))
+    assert doc["type"] == type(result).__name__
+    assert doc["attack"] == result.attack and isinstance(doc["params"], dict) and doc["wall_seconds"] > 0
+    summary = result.summary()
+    assert summary and all(isinstance(v, int | float | str) for v in summary.values())
+    figure = figure_of(result.plot())
+    drawn = [a for a in figure.axes if a.lines or a.patches or a.images or a.collections]
+    assert drawn, f"{type(result).__name__}.plot() drew nothing"
+    plt.close("all")
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")], ids=["nan", "inf", "-inf"])
+def test_non_finite_settings_are_refused_naming_them(case, bad):
+    for name in case.make().settings():
+        with pytest.raises(InvalidParameterError, match=rf"^{re.escape(name)}\b"):
+            case.run(case.make(**{name: bad}))
+
+
+def test_wrongly_typed_numeric_settings_are_refused_naming_them(case):
+    attack = case.make()
+    numeric = [k for k, v in attack.settings().items()
+               if isinstance(v, int | float) and not isinstance(v, bool)]
+    for name in numeric + ["random_state"] * ("random_state" in attack.settings()):
+        with pytest.raises(InvalidParameterError, match=rf"^{re.escape(name)}\b"):
+            case.run(case.make(**{name: "abc"}))
+
+
+def test_input_of_the_wrong_width_is_refused_naming_it(case):
+    if case.family == "membership":
+        with pytest.raises(InvalidInputError, match="^signals"):
+            case.run(None, case.args[0].target_proba)
+        return
+    X, y = case.args
+    name = "X" if case.family == "evasion" else "X_valid"
+    with pytest.raises(InvalidInputError, match=rf"^{name}: expected 64 features"):
+        case.run(None, X[:, :10], y)
+
+
+def test_one_point_in_gives_one_point_out(case):
+    if case.family == "membership":
+        pytest.skip("membership attacks score signals, not points")
+    if case.family == "evasion":
+        X, y = case.args
+        batch, single = case.run(None, X[:1], y[:1]), case.run(None, X[0], y[0])
+        assert single.x0.shape == single.x_adv.shape == (X.shape[1],)
+        assert single.success.shape == single.y_adv.shape == ()
+        np.testing.assert_array_equal(single.x_adv, batch.x_adv[0])
+        assert all(v.ndim == batch.log[k].ndim - 1 for k, v in single.log.items())
+        return
+    if "x_init" not in inspect.signature(case.make()._run).parameters:
+        pytest.skip("label flipping moves no points")
+    X_train = case.inputs[1]
+    batch = case.make().run(*case.args, x_init=X_train[:1])
+    single = case.make().run(*case.args, x_init=X_train[0])
+    assert single.x_poison.shape == (X_train.shape[1],) and batch.x_poison.shape == (1, X_train.shape[1])
+    np.testing.assert_array_equal(single.x_poison, batch.x_poison[0])
+
+
+def test_evasion_threat_model_is_what_the_attack_needs(case):
+    """The registry's threat model is honest: label-only and score-only attacks run on such a model;
+    white-box ones refuse a model that gives only scores."""
+    if case.family != "evasion":
+        pytest.skip("evasion only")
+    model, (X, y) = case.inputs[0], case.args
+    views = {
+        "labels": wrap(model.predict, input_shape=(X.shape[1],), n_classes=2, output="labels"),
+        "scores": wrap(model.predict_proba, input_shape=(X.shape[1],), output="proba"),
+    }
+    threat = case.info.threat_model
+    if threat == "white-box":
+        with pytest.raises(CapabilityError, match=f"^{type(case.make()).__name__} needs a model with"):
+            case.info.cls(views["scores"], **case.settings).run(X, y)
     else:
-        with pytest.raises((InvalidInputError, InvalidParameterError)):
-            attack.run(stripped)
+        result = case.info.cls(views[threat], **case.settings).run(X, y)
+        assert result.queries == views[threat].queries > 0
+
+
+def test_membership_signals_missing_what_the_attack_needs(case):
+    if case.family != "membership":
+        pytest.skip("membership only")
+    signals = case.args[0]
+    stripped = MembershipSignals(y=signals.y, target_proba=signals.target_proba, is_member=signals.is_member)
+    if "reference models" in case.info.needs or case.settings.get("class_dependent", True):
+        with pytest.raises((InvalidInputError, InvalidParameterError), match="signals|class_dependent"):
+            case.run(None, stripped)
+    else:
+        assert case.run(None, stripped).auc > 0.5  # needs nothing beyond the target's outputs
+
+
+def test_results_and_signals_are_compared_by_identity():
+    """``eq=False`` everywhere: ``==`` on results holding arrays must not raise or compare arrays."""
+    for module in pkgutil.walk_packages(mlpentest.__path__, "mlpentest."):
+        if module.name.endswith(("__main__", "models.torch", "experiments.nets")):
+            continue
+        importlib.import_module(module.name)
+
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+
+    for cls in [*subclasses(Result), MembershipSignals]:
+        if dataclasses.is_dataclass(cls) and cls.__module__.startswith("mlpentest."):
+            assert cls.__eq__ is object.__eq__, f"{cls.__qualname__} compares by value (set eq=False)"

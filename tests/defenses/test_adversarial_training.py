@@ -31,7 +31,7 @@ def digits():
 
 
 def _robust_accuracy(model, test):
-    result = PGD(model, eps=EPS, steps=10, random_state=0).run(test.X, test.y)
+    result = PGD(model, eps=EPS, max_iter=10, random_state=0).run(test.X, test.y)
     return float(np.mean(result.y_adv == test.y))
 
 
@@ -61,7 +61,7 @@ def test_the_security_curve_moves_up(digits, trained):
     standard, robust = trained
     curve = security_evaluation(
         {"standard": standard, "adversarially trained": robust}, test.X[:150], test.y[:150],
-        attack_factory=lambda model, eps: PGD(model, eps=eps, steps=10, random_state=0),
+        attack_factory=lambda model, eps: PGD(model, eps=eps, max_iter=10, random_state=0),
         budgets=[0.0, 0.05, 0.1, 0.15], budget_name="Linf eps",
     )
     std, rob = curve.accuracy
@@ -80,11 +80,11 @@ def test_fgsm_variant_runs_and_rejects_bad_input(digits):
             train.y[:200], eps=0.1, attack="fgsm", epochs=1, iter_per_epoch=5,
         )
     assert model.predict(train.X[:5]).shape == (5,)
-    with pytest.raises(InvalidParameterError):
+    with pytest.raises(InvalidParameterError, match="^eps"):
         adversarial_training(MLPClassifier(), train.X, train.y, eps=0.0)
-    with pytest.raises(InvalidParameterError):
+    with pytest.raises(InvalidParameterError, match="^attack"):
         adversarial_training(MLPClassifier(), train.X, train.y, eps=0.1, attack="cw")
-    with pytest.raises(CapabilityError):
+    with pytest.raises(CapabilityError, match="warm_start"):
         adversarial_training(SVC(), train.X, train.y, eps=0.1)
 
 

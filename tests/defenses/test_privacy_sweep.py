@@ -54,7 +54,7 @@ def result(data) -> PrivacyUtilityResult:
 
 def cheap(**kw):
     """A tiny sweep for the plumbing tests: strong regularisation trains in milliseconds."""
-    return dict(attacks={"loss": ThresholdAttack("loss", class_dependent=False)}, n_references=0) | kw
+    return dict(attacks={"loss": ThresholdAttack(metric="loss", class_dependent=False)}, n_references=0) | kw
 
 
 # ---------------------------------------------------------------------------- L2 regularisation helps
@@ -154,7 +154,7 @@ def test_mitigation_validation():
         Mitigation("x", "LogisticRegression")
     with pytest.raises(InvalidParameterError, match="output_filter"):
         Mitigation("x", LogisticRegression(), output_filter=3)
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="positional argument"):
         Mitigation("x", LogisticRegression(), None)  # output_filter is keyword-only
 
 

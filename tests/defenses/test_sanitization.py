@@ -15,9 +15,8 @@ from sklearn.linear_model import LogisticRegression
 from mlpentest.attacks.poisoning.label_flip import RandomLabelFlip
 from mlpentest.attacks.poisoning.logistic import PoisoningLogisticRegression
 from mlpentest.datasets import load
+from mlpentest.defenses import DefenceComparison, compare_defences
 from mlpentest.defenses.sanitization import (
-    DefenceComparison,
-    compare_defences,
     default_defences,
     knn_sanitize,
     outlier_filter,
@@ -36,18 +35,19 @@ def data():
 def test_knn_sanitisation_recovers_from_random_flips(data):
     X, y, Xv, yv, Xt, yt = data
     est = LogisticRegression()
-    flips = RandomLabelFlip(est, fraction=0.2, random_state=0).run(X, y, Xv, yv)
+    flips = RandomLabelFlip(est, X, y, fraction=0.2, random_state=0).run(Xv, yv)
     defences = default_defences(est, n_clean=0.8, X_quiz=Xv, y_quiz=yv)
-    res = compare_defences(est, X, y, X, flips.y_poisoned, Xt, yt, defences, poison_mask=flips.flip_mask)
+    res = compare_defences(est, X, y, flips.X_poisoned, flips.y_poisoned, Xt, yt, defences,
+                           poison_mask=flips.poison_mask)
     assert isinstance(res, DefenceComparison)
     assert res.clean_accuracy - res.poisoned_accuracy >= 0.03  # the attack did damage
     knn = res.row("kNN relabel")
     assert knn["recovered"] >= 0.5  # bar: at least half of the lost accuracy comes back
-    assert knn["poison_removed"] >= 0.7 * flips.n_flips and knn["clean_removed"] <= 10
+    assert knn["poison_removed"] >= 0.7 * flips.n_poison and knn["clean_removed"] <= 10
     assert knn["clean_cost"] < 0.05
     for name in ("outlier (sphere)", "RONI", "TRIM"):  # reported: sane ranges only
         row = res.row(name)
-        assert 0.0 <= row["accuracy"] <= 1.0 and 0 <= row["poison_removed"] <= flips.n_flips
+        assert 0.0 <= row["accuracy"] <= 1.0 and 0 <= row["poison_removed"] <= flips.n_poison
     assert "kNN relabel" in res.to_text()
     res.plot()
     assert res.to_dict()["type"] == "DefenceComparison"
@@ -56,11 +56,11 @@ def test_knn_sanitisation_recovers_from_random_flips(data):
 def test_trim_recovers_from_logistic_poisoning_points(data):
     X, y, Xv, yv, Xt, yt = data
     est = LogisticRegression()
-    poison = PoisoningLogisticRegression(est, X, y, t=0.5).attack(
-        X[:10], 1 - y[:10], Xv, yv, num_iterations=10
+    poison = PoisoningLogisticRegression(est, X, y, step=0.5, max_iter=10).run(
+        Xv, yv, x_init=X[:10], labels=1 - y[:10]
     )
-    Xp, yp = np.vstack([X, poison.xc]), np.append(y, poison.label)
-    mask = np.arange(len(yp)) >= len(y)
+    Xp, yp, mask = poison.X_poisoned, poison.y_poisoned, poison.poison_mask
+    assert mask.sum() == 10 and mask[len(y):].all()
     defences = {
         "TRIM": lambda A, b, poison_mask=None: trim(
             est, A, b, n_clean=150, random_state=0, poison_mask=poison_mask

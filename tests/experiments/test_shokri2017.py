@@ -57,7 +57,7 @@ def test_mitigation_settings_follow_the_recipe():
 def test_sizes_too_large_for_the_dataset_are_rejected():
     digits = datasets.load("digits")
     with pytest.raises(InvalidParameterError, match="sizes: 1000 needs at least 4000"):
-        shokri2017.attack_one_size(digits, 1000, MLPClassifier())
+        shokri2017.membership_at_size(digits, 1000, MLPClassifier())
     with pytest.raises(InvalidParameterError, match="model"):
         shokri2017.default_trainer(digits, "transformer")
 

@@ -165,7 +165,7 @@ def test_callable_proba_and_labels(digits):
     assert proba.queries == 20 and not proba.has_gradients
     labels = wrap(est.predict, input_shape=(64,), n_classes=3, output="labels")
     np.testing.assert_array_equal(labels.predict(X), est.predict(X))
-    with pytest.raises(CapabilityError):
+    with pytest.raises(CapabilityError, match="no probabilities"):
         labels.predict_proba(X[:2])
     with pytest.raises(InvalidParameterError, match="n_classes: required"):
         wrap(est.predict, input_shape=(64,), output="labels")
@@ -264,7 +264,7 @@ def test_rewrapping_sets_a_new_budget(digits):
     limited = wrap(model, query_budget=2)
     assert limited is not model and limited.query_budget == 2 and limited.queries == 0
     assert limited.has_gradients and model.query_budget is None and model.queries == 4
-    with pytest.raises(QueryBudgetExceeded):
+    with pytest.raises(QueryBudgetExceeded, match="0 of 2 queries used, 3 more requested"):
         limited.predict(X[:3])
     with pytest.raises(InvalidParameterError, match="n_classes"):
         wrap(model, n_classes=5)
@@ -293,7 +293,7 @@ def test_torch_module(digits):
     P = model.predict_proba(X)
     np.testing.assert_allclose(P.sum(axis=1), 1.0)
     assert model.queries == 2 * len(X) and net.training
-    with pytest.raises(QueryBudgetExceeded):
+    with pytest.raises(QueryBudgetExceeded, match="1 more requested"):
         model.predict(X[:1])
     assert model.class_gradient(X[:20], 1).shape == (20, 64)
     assert model.class_gradient(X[:20]).shape == (20, 3, 64)

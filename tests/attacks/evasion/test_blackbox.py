@@ -2,7 +2,7 @@
 
 Measured on the fixture below (RBF SVC, clean accuracy 0.98; MLP(64), 0.96). HopSkipJump-L2 on 15 test
 points (max_evals=200, init_evals=50): success 100%, median L2 distance 0.88 after 3 iterations
-(~254 queries per point) and 0.67 after 20 (~3,240 per point). NESAttack-Linf (steps=30, samples=20) on
+(~254 queries per point) and 0.67 after 20 (~3,240 per point). NESAttack-Linf (max_iter=30, samples=20) on
 20 points: MLP accuracy 0.30 at eps=0.1 and 0.05 at eps=0.2 (~420 queries per point at eps=0.2).
 """
 
@@ -16,8 +16,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.svm import SVC
 
 from mlpentest import datasets
-from mlpentest.attacks.evasion import norm
-from mlpentest.attacks.evasion.blackbox import HopSkipJump, NESAttack
+from mlpentest.attacks.evasion import HopSkipJump, NESAttack, norm
 from mlpentest.errors import CapabilityError, InvalidInputError, InvalidParameterError, QueryBudgetExceeded
 from mlpentest.models import wrap
 
@@ -81,7 +80,7 @@ def test_hsj_query_accounting_matches_the_model(hsj_runs):
         assert result.queries == model.queries
         assert result.log["queries"].shape == (1, 15)
         assert result.log["queries"].sum() == model.queries
-        assert result.params["budget_exhausted"] is False
+        assert result.budget_exhausted is False
     assert hsj_runs[20][1].queries > hsj_runs[3][1].queries
     json.dumps(hsj_runs[3][1].to_dict())
 
@@ -117,11 +116,11 @@ def test_hsj_stops_when_the_budget_runs_out(data, svc):
     _, test = data
     model = wrap(svc, query_budget=400)
     result = HopSkipJump(model, max_iter=20, random_state=0, **HSJ_SMALL).run(test.X[:5], test.y[:5])
-    assert result.params["budget_exhausted"] is True
+    assert result.budget_exhausted is True
     assert result.queries == model.queries <= 400
     assert result.success[0]  # the first point got an adversarial example before the budget ran out
     assert (result.x_adv[-1] == result.x0[-1]).all()  # the last was never reached
-    with pytest.raises(QueryBudgetExceeded):
+    with pytest.raises(QueryBudgetExceeded, match="0 of 2 queries used, 5 more requested"):
         HopSkipJump(wrap(svc, query_budget=2)).run(test.X[:5])
 
 
@@ -130,7 +129,7 @@ def test_hsj_stops_when_the_budget_runs_out(data, svc):
 def nes_run(data, mlp):
     _, test = data
     model = wrap(mlp)
-    attack = NESAttack(model, eps=0.2, steps=30, samples=20, random_state=0)
+    attack = NESAttack(model, eps=0.2, max_iter=30, samples=20, random_state=0)
     return model, attack.run(test.X[:20], test.y[:20])
 
 
@@ -148,10 +147,10 @@ def test_nes_breaks_the_mlp_inside_the_ball(nes_run):
 def test_nes_is_deterministic_and_l2_stays_in_the_ball(data, mlp):
     _, test = data
     X, y = test.X[:5], test.y[:5]
-    first = NESAttack(mlp, eps=0.2, steps=5, samples=10, random_state=3).run(X, y)
-    again = NESAttack(mlp, eps=0.2, steps=5, samples=10, random_state=3).run(X, y)
+    first = NESAttack(mlp, eps=0.2, max_iter=5, samples=10, random_state=3).run(X, y)
+    again = NESAttack(mlp, eps=0.2, max_iter=5, samples=10, random_state=3).run(X, y)
     np.testing.assert_array_equal(first.x_adv, again.x_adv)
-    l2 = NESAttack(mlp, eps=1.0, norm="l2", steps=5, samples=10, random_state=0).run(X, y)
+    l2 = NESAttack(mlp, eps=1.0, norm="l2", max_iter=5, samples=10, random_state=0).run(X, y)
     assert (np.linalg.norm(l2.x_adv - X, axis=1) <= 1.0 + 1e-9).all() and _in_box(l2.x_adv)
 
 
@@ -160,8 +159,8 @@ def test_nes_stops_when_the_budget_runs_out(data, mlp):
     # clean probabilities (20 queries), first estimate (20 x 40), first update with the second estimate
     # (20 x 41 for the points still correct), then too little left for the third call
     model = wrap(mlp, query_budget=20 + 800 + 820 + 500)
-    result = NESAttack(model, eps=0.2, steps=30, samples=20, random_state=0).run(test.X[:20], test.y[:20])
-    assert result.params["budget_exhausted"] is True
+    result = NESAttack(model, eps=0.2, max_iter=30, samples=20, random_state=0).run(test.X[:20], test.y[:20])
+    assert result.budget_exhausted is True
     started = result.y_clean == result.y_true
     assert (result.log["steps"][0, started] == 1).all()  # the one update whose label came back
     assert (result.x_adv[started] != result.x0[started]).any(axis=1).all()
@@ -175,20 +174,20 @@ def test_errors(data, svc, mlp):
     X = test.X[:2]
     with pytest.raises(CapabilityError, match="NESAttack"):
         NESAttack(svc, eps=0.1).run(X)
-    with pytest.raises(CapabilityError):
+    with pytest.raises(CapabilityError, match="NESAttack needs a model with probabilities"):
         NESAttack(wrap(mlp.predict, input_shape=(64,), n_classes=10, output="labels"), eps=0.1).run(X)
     bad = [
-        (HopSkipJump(svc, norm="l1"), InvalidParameterError),
-        (HopSkipJump(svc, max_iter=0), InvalidParameterError),
-        (HopSkipJump(svc, gamma=0.0), InvalidParameterError),
-        (HopSkipJump(svc, bounds=(1, 0)), InvalidParameterError),
-        (NESAttack(mlp, eps=-0.1), InvalidParameterError),
-        (NESAttack(mlp, eps=0.1, samples=0), InvalidParameterError),
-        (NESAttack(mlp, eps=0.1, sigma=0.0), InvalidParameterError),
-        (NESAttack(mlp, eps=0.1, step=-1.0), InvalidParameterError),
+        (HopSkipJump(svc, norm="l1"), "norm"),
+        (HopSkipJump(svc, max_iter=0), "max_iter"),
+        (HopSkipJump(svc, gamma=0.0), "gamma"),
+        (HopSkipJump(svc, bounds=(1, 0)), "bounds"),
+        (NESAttack(mlp, eps=-0.1), "eps"),
+        (NESAttack(mlp, eps=0.1, samples=0), "samples"),
+        (NESAttack(mlp, eps=0.1, sigma=0.0), "sigma"),
+        (NESAttack(mlp, eps=0.1, step=-1.0), "step"),
     ]
-    for attack, error in bad:
-        with pytest.raises(error):
+    for attack, name in bad:
+        with pytest.raises(InvalidParameterError, match=f"^{name}:"):
             attack.run(X)
     with pytest.raises(InvalidInputError, match="X"):
         HopSkipJump(svc).run(X * 2.0)

@@ -6,7 +6,6 @@ PGD-L2 eps=1.0 MLP 0.01 / LR 0.035 (FGSM: 0.06 / 0.095). DeepFool fools 100% of 
 L2 distance 0.46 (MLP) / 0.52 (LR); PGD-L2 with DeepFool's median distance as budget fools only 48% / 45%.
 """
 
-import inspect
 import json
 import warnings
 
@@ -18,8 +17,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.tree import DecisionTreeClassifier
 
 from mlpentest import datasets
-from mlpentest.attacks.evasion import EvasionResult, norm
-from mlpentest.attacks.evasion.gradient import FGSM, PGD, DeepFool
+from mlpentest.attacks.evasion import FGSM, PGD, DeepFool, EvasionResult, norm
 from mlpentest.errors import CapabilityError, InvalidInputError, InvalidParameterError
 from mlpentest.models import wrap
 
@@ -77,15 +75,15 @@ def test_pgd_l2_breaks_the_mlp_and_beats_fgsm(data, mlp):
 @pytest.mark.parametrize("p, eps", [("linf", 0.05), ("l2", 0.3)])
 def test_outputs_stay_in_the_ball_and_box_with_large_steps(data, lr, p, eps):
     _, test = data
-    pgd = PGD(lr, eps=eps, norm=p, step=5 * eps, steps=5, random_state=0)
+    pgd = PGD(lr, eps=eps, norm=p, step=5 * eps, max_iter=5, random_state=0)
     for attack in (pgd, FGSM(lr, eps=eps, norm=p)):
         _assert_feasible(attack.run(test.X[:60], test.y[:60]), eps, p)
 
 
 def test_more_restarts_never_reduce_success(data, mlp):
     _, test = data
-    one = PGD(mlp, eps=0.1, steps=20, restarts=1, random_state=0).run(test.X, test.y)
-    three = PGD(mlp, eps=0.1, steps=20, restarts=3, random_state=0).run(test.X, test.y)
+    one = PGD(mlp, eps=0.1, max_iter=20, restarts=1, random_state=0).run(test.X, test.y)
+    three = PGD(mlp, eps=0.1, max_iter=20, restarts=3, random_state=0).run(test.X, test.y)
     assert (three.success >= one.success).all()  # the first restart is shared, the best is kept
     assert three.log["objective"].shape == (3, len(test.X))
 
@@ -120,7 +118,7 @@ def test_deepfool_finds_small_perturbations_close_to_the_boundary(data, which, r
     np.testing.assert_array_equal(result.x_adv[wrong], result.x0[wrong])  # misclassified points stay
     # minimal: PGD-L2 with DeepFool's median distance as budget fools clearly fewer points
     budget = float(np.median(result.distance[result.success]))
-    pgd = PGD(model, eps=budget, norm="l2", steps=20, random_state=0).run(test.X, test.y)
+    pgd = PGD(model, eps=budget, norm="l2", max_iter=20, random_state=0).run(test.X, test.y)
     assert pgd.success_rate < result.success_rate - 0.2
     # close to the boundary: 90% of the perturbation is not enough for most points
     ok = result.success & ~wrong
@@ -137,9 +135,9 @@ def test_targeted_deepfool(data, lr):
 def test_pgd_is_reproducible_under_random_state(data, lr):
     _, test = data
     X, y = test.X[:40], test.y[:40]
-    a = PGD(lr, eps=0.1, steps=5, random_state=0).run(X, y)
-    b = PGD(lr, eps=0.1, steps=5, random_state=0).run(X, y)
-    c = PGD(lr, eps=0.1, steps=5, random_state=1).run(X, y)
+    a = PGD(lr, eps=0.1, max_iter=5, random_state=0).run(X, y)
+    b = PGD(lr, eps=0.1, max_iter=5, random_state=0).run(X, y)
+    c = PGD(lr, eps=0.1, max_iter=5, random_state=1).run(X, y)
     np.testing.assert_array_equal(a.x_adv, b.x_adv)
     assert not np.array_equal(a.x_adv, c.x_adv)
     json.dumps(a.to_dict(), allow_nan=False)
@@ -155,30 +153,17 @@ def test_torch_model_gets_the_same_attack_as_sklearn(data, mlp):
             layer.bias.copy_(torch.from_numpy(b))
     model = wrap(net, input_shape=(64,))
     X, y = test.X[:50], test.y[:50]
-    for make in (lambda m: FGSM(m, eps=0.1), lambda m: PGD(m, eps=0.1, steps=10, random_state=0)):
+    for make in (lambda m: FGSM(m, eps=0.1), lambda m: PGD(m, eps=0.1, max_iter=10, random_state=0)):
         ours, theirs = make(model).run(X, y), make(mlp).run(X, y)
         np.testing.assert_allclose(ours.x_adv, theirs.x_adv, atol=1e-9)
     fool = DeepFool(model).run(X, y)
     assert fool.success_rate >= 0.95
 
 
-@pytest.mark.parametrize("make", [
-    lambda m: FGSM(m, eps=0.1),
-    lambda m: PGD(m, eps=0.1, norm="l2", step=0.01, steps=3, restarts=2, random_start=False,
-                  bounds=(0.0, 1.0), random_state=3),
-    lambda m: DeepFool(m, steps=7, overshoot=0.1),
-], ids=["FGSM", "PGD", "DeepFool"])
-def test_init_stores_parameters_unchanged(make, lr):
-    attack = make(lr)
-    params = inspect.signature(type(attack)).parameters
-    fresh = type(attack)(**{k: getattr(attack, k) for k in params})
-    assert vars(fresh) == vars(attack)
-
-
 @pytest.mark.parametrize("attack, needs", [
     (FGSM, "FGSM needs a model with loss gradients"),
     (PGD, "PGD needs a model with loss gradients"),
-    (DeepFool, "DeepFool needs a model with logits and class gradients"),
+    (DeepFool, "DeepFool needs a model with class scores and class gradients"),
 ])
 def test_model_without_gradients_is_refused(data, attack, needs):
     train, test = data
@@ -191,12 +176,12 @@ def test_model_without_gradients_is_refused(data, attack, needs):
 @pytest.mark.parametrize("attack, param", [
     (FGSM(None, eps=-0.1), "eps"),
     (FGSM(None, eps=0.1, norm="l3"), "norm"),
-    (PGD(None, eps=0.1, steps=0), "steps"),
+    (PGD(None, eps=0.1, max_iter=0), "max_iter"),
     (PGD(None, eps=0.1, restarts=0), "restarts"),
     (PGD(None, eps=0.1, step=0.0), "step"),
     (PGD(None, eps=0.1, norm="l1"), "norm"),
     (PGD(None, eps=0.1, bounds=(1.0, 0.0)), "bounds"),
-    (DeepFool(None, steps=0), "steps"),
+    (DeepFool(None, max_iter=0), "max_iter"),
     (DeepFool(None, overshoot=-1.0), "overshoot"),
 ])
 def test_bad_parameters_are_named(data, lr, attack, param):
@@ -208,13 +193,13 @@ def test_bad_parameters_are_named(data, lr, attack, param):
 
 @pytest.mark.parametrize("X, y, target, name", [
     (np.full((3, 64), 1.5), None, None, "X"),
-    (np.zeros(64), None, None, "X"),
+    (np.zeros((3, 8, 8)), None, None, "X"),
     (np.zeros((3, 10)), None, None, "X"),
     (np.zeros((3, 64)), np.array([0, 1]), None, "y"),
     (np.zeros((3, 64)), None, 42, "target"),
 ])
 def test_bad_inputs_are_named(lr, X, y, target, name):
-    for attack in (FGSM(lr, eps=0.1), PGD(lr, eps=0.1, steps=2), DeepFool(lr)):
+    for attack in (FGSM(lr, eps=0.1), PGD(lr, eps=0.1, max_iter=2), DeepFool(lr)):
         with pytest.raises(InvalidInputError, match=name):
             attack.run(X, y, target=target)
 
@@ -230,7 +215,7 @@ def test_pgd_moves_svm_points_beyond_the_hinge_margin(kernel):
     pools = pair.split({"train": 180, "test": 180}, random_state=0)
     svm = SVC(kernel=kernel, C=1.0 if kernel != "rbf" else 10.0).fit(pools["train"].X, pools["train"].y)
     test = pools["test"]
-    result = PGD(svm, eps=2.0, norm="l2", steps=40, random_start=False).run(test.X, test.y)
+    result = PGD(svm, eps=2.0, norm="l2", max_iter=40, random_start=False).run(test.X, test.y)
     assert result.success_rate >= 0.95
     fgsm = FGSM(svm, eps=0.2).run(test.X, test.y)
     assert fgsm.success_rate > 0.3  # the hinge gave 0.13-0.23 here: only points inside the margin moved

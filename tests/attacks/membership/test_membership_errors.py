@@ -70,8 +70,8 @@ def test_attacks_that_need_reference_models(setup):
         with pytest.raises(InvalidInputError, match="signals"):
             attack.run(signals)
     with pytest.raises(InvalidParameterError, match="class_dependent"):
-        ThresholdAttack("loss").run(signals)
-    assert ThresholdAttack("loss", class_dependent=False).run(signals).auc > 0.5
+        ThresholdAttack(metric="loss").run(signals)
+    assert ThresholdAttack(metric="loss", class_dependent=False).run(signals).auc > 0.5
 
 
 def test_online_lira_needs_candidates_in_the_reference_pool(setup):
@@ -86,7 +86,7 @@ def test_online_lira_needs_candidates_in_the_reference_pool(setup):
 @pytest.mark.parametrize(
     "attack, match",
     [
-        (ThresholdAttack("perplexity", class_dependent=False), "metric"),
+        (ThresholdAttack(metric="perplexity", class_dependent=False), "metric"),
         (LiRA(fix_variance="sometimes"), "fix_variance"),
         (RMIA(gamma=0.0), "gamma"),
         (RMIA(a=2.0), "a"),

@@ -1,7 +1,7 @@
 """Poisoning logistic regression by implicit differentiation (Mei & Zhu 2015), digits 3 vs 8.
 
 Measured (C=1, seed 0): the implicit gradient matches central finite differences of the really
-retrained model to a relative error of about 4e-4; three poisoning points (labels flipped, t=0.5, 15
+retrained model to a relative error of about 4e-4; three poisoning points (labels flipped, step=0.5, 15
 iterations) raise the validation error from 0.03 to about 0.14.
 """
 
@@ -54,28 +54,35 @@ def test_implicit_gradient_matches_finite_differences_of_retraining(data):
 
 def test_three_poison_points_raise_validation_error(data):
     X, y, Xv, yv, Xt, yt = data
-    attack = PoisoningLogisticRegression(LogisticRegression(), X, y, t=0.5)
-    res = attack.attack(X[:3], 1 - y[:3], Xv, yv, num_iterations=15)
+    attack = PoisoningLogisticRegression(LogisticRegression(), X, y, step=0.5, max_iter=15)
+    res = attack.run(Xv, yv, x_init=X[:3], labels=1 - y[:3])
     xc, log = res
     assert xc.shape == (3, 64) and xc.min() >= 0 and xc.max() <= 1
     assert len(log["validation_loss"]) == 16
     # bars: validation loss grows, error rises by at least 6 pp over the clean model
     assert log["validation_loss"][-1] > log["validation_loss"][0] + 0.05
     assert res.poisoned_error >= res.clean_error + 0.06
-    poisoned = LogisticRegression().fit(np.vstack([X, xc]), np.append(y, res.label))
+    np.testing.assert_array_equal(res.X_poisoned, np.vstack([X, xc]))
+    poisoned = LogisticRegression().fit(res.X_poisoned, res.y_poisoned)
     clean = LogisticRegression().fit(X, y)
     assert np.mean(poisoned.predict(Xt) != yt) > np.mean(clean.predict(Xt) != yt)  # held-out too
     res.plot()
-    assert res.to_dict()["type"] == "LogisticPoisoningResult"
+    assert res.to_dict()["type"] == "PoisoningResult" and res.loss_name == "cross-entropy"
 
 
 def test_rejects_unsupported_models_and_inputs(data):
     X, y, Xv, yv, _, _ = data
+    one_step = {"max_iter": 1}
     with pytest.raises(CapabilityError, match="LogisticRegression"):
-        PoisoningLogisticRegression(SVC(), X, y).attack(X[0], 1, Xv, yv, num_iterations=1)
+        PoisoningLogisticRegression(SVC(), X, y, **one_step).run(Xv, yv, x_init=X[0], labels=1)
     with pytest.raises(CapabilityError, match="L2"):
-        PoisoningLogisticRegression(LogisticRegression(C=np.inf), X, y).attack(X[0], 1, Xv, yv, 1)
-    with pytest.raises(InvalidInputError, match="label"):
-        PoisoningLogisticRegression(LogisticRegression(), X, y).attack(X[0], 5, Xv, yv, 1)
-    single = PoisoningLogisticRegression(LogisticRegression(), X, y).attack(X[0], 1, Xv, yv, num_iterations=1)
-    assert single.xc.shape == (64,)
+        PoisoningLogisticRegression(LogisticRegression(C=np.inf), X, y, **one_step).run(Xv, yv)
+    with pytest.raises(InvalidInputError, match="^labels: label 5"):
+        PoisoningLogisticRegression(LogisticRegression(), X, y, **one_step).run(
+            Xv, yv, x_init=X[0], labels=5
+        )
+    with pytest.raises(InvalidInputError, match=r"^x_init: values must lie in \[0.0, 1.0\]"):
+        PoisoningLogisticRegression(LogisticRegression(), X, y, **one_step).run(Xv, yv, x_init=X[0] + 2.0)
+    single = PoisoningLogisticRegression(LogisticRegression(), X, y, **one_step).run(Xv, yv, x_init=X[0])
+    flipped = 1 - LogisticRegression().fit(X, y).predict(X[:1])[0]
+    assert single.x_poison.shape == (64,) and single.labels[0] == flipped

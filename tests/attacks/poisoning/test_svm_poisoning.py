@@ -4,6 +4,7 @@
 one class ("3", label 0) with the flipped label (1), which makes it an error vector of the SVM.
 """
 
+import dataclasses
 import json
 
 import matplotlib
@@ -44,7 +45,7 @@ def test_seed_call_pattern_and_one_point_raises_linear_error_by_10_points(data):
     xc_attacked, log = PoisoningSVM(clf, Xtr, ytr, t=0.5).attack(xc, 1, Xv, yv, num_iterations=200)
     assert xc_attacked.shape == (64,)
     assert xc_attacked.min() >= 0.0 and xc_attacked.max() <= 1.0
-    assert set(log) >= {"hinge_loss", "validation_error"}
+    assert set(log) >= {"validation_loss", "validation_error", "point_index", "alpha"}
 
     res = PoisoningSVM(clf, Xtr, ytr, t=0.5).attack(xc, 1, Xv, yv, num_iterations=200)
     # measured: 0.5 % -> 15 % validation error with one poison point among 101 training points
@@ -52,7 +53,8 @@ def test_seed_call_pattern_and_one_point_raises_linear_error_by_10_points(data):
     assert res.poisoned_error - res.clean_error >= 0.10, (res.clean_error, res.poisoned_error)
     retrained = SVC(kernel="linear", **SVMS["linear"]).fit(np.vstack([Xtr, xc_attacked]), np.append(ytr, 1))
     assert np.mean(retrained.predict(Xv) != yv) >= res.clean_error + 0.10
-    assert res.hinge_loss.max() > 5 * res.hinge_loss[0]
+    assert res.loss_name == "hinge" and res.log["validation_loss"].max() > 5 * res.log["validation_loss"][0]
+    assert res.clean_loss < res.poisoned_loss
 
 
 @pytest.mark.parametrize(("kernel", "min_gain"), [("rbf", 0.05), ("poly", 0.08)])
@@ -82,7 +84,7 @@ def test_gradient_matches_finite_differences_of_retrained_svm(data, kernel, warm
     att = PoisoningSVM(clf, Xtr, ytr, t=0.5)
     xc = _first_three(data)
     if warm:
-        xc = att.attack(xc, 1, Xv, yv, num_iterations=warm).x_poison[0]
+        xc = att.attack(xc, 1, Xv, yv, num_iterations=warm).x_poison
     xc = np.clip(xc, 0.01, 0.99)  # the box is not part of the loss; stay off its faces
     _, grad = att.validation_loss_gradient(xc, 1, Xv, yv)
     assert np.linalg.norm(grad) > 0
@@ -114,24 +116,30 @@ def test_several_points_are_optimised_one_after_the_other(data):
     Xtr, ytr, Xv, yv = data
     clf = SVC(kernel="linear", **SVMS["linear"]).fit(Xtr, ytr)
     threes = Xtr[ytr == 0][:2]
-    res = PoisoningSVM(clf, Xtr, ytr, t=0.5).attack_many(
-        threes, 1, Xv, yv, num_iterations=30, image_shape=(8, 8)
-    )
+    res = PoisoningSVM(clf, Xtr, ytr, t=0.5, max_iter=30).run(Xv, yv, x_init=threes, labels=1)
     assert res.x_poison.shape == (2, 64) and list(res.labels) == [1, 1]
-    assert set(res.point_index) == {0, 1}
-    assert len(res.hinge_loss) == len(res.validation_error) == len(res.point_index)
+    np.testing.assert_array_equal(res.poison_indices, [100, 101])
+    np.testing.assert_array_equal(res.X_poisoned[:100], Xtr)
+    np.testing.assert_array_equal(res.poison_mask, np.arange(102) >= 100)
+    index, losses = res.log["point_index"], res.log["validation_loss"]
+    assert set(index) == {0, 1}
+    assert len(losses) == len(res.log["validation_error"]) == len(index)
     # the second point starts against the model already poisoned by the first
-    first_best = res.hinge_loss[res.point_index == 0].max()
-    assert res.hinge_loss[res.point_index == 1][0] > 0.5 * first_best
+    first_best = losses[index == 0].max()
+    assert losses[index == 1][0] > 0.5 * first_best
     assert res.poisoned_error > res.clean_error
     xc, log = res
     assert xc.shape == (2, 64)
 
     json.dumps(res.to_dict(), allow_nan=False)
     assert res.summary()["poison points"] == 2
-    assert res.plot() is not None
-    assert res.plot(ax=matplotlib.pyplot.subplots()[1]) is not None
+    with_images = dataclasses.replace(res, image_shape=(8, 8))
+    figure = with_images.plot()
+    assert len(figure.axes) == 3 and len(figure.axes[1].images) == 1  # the curve, then both points
+    ax = res.plot(ax=matplotlib.pyplot.subplots()[1])
+    assert len(ax.lines[0].get_ydata()) == len(index)
     assert isinstance(res, PoisoningResult)
+    matplotlib.pyplot.close("all")
 
 
 def test_point_that_is_not_a_support_vector_has_zero_gradient_and_stops(data):
@@ -142,8 +150,8 @@ def test_point_that_is_not_a_support_vector_has_zero_gradient_and_stops(data):
     _, grad = att.validation_loss_gradient(xc, 0, Xv, yv)
     assert not grad.any()
     res = att.attack(xc, 0, Xv, yv, num_iterations=10)
-    assert len(res.hinge_loss) == 1 and res.alpha[0] == 0.0
-    np.testing.assert_array_equal(res.x_poison[0], xc)
+    assert len(res.log["validation_loss"]) == 1 and res.log["alpha"][0] == 0.0
+    np.testing.assert_array_equal(res.x_poison, xc)
 
 
 def test_bad_input_is_rejected_naming_the_argument(data):
@@ -162,9 +170,10 @@ def test_bad_input_is_rejected_naming_the_argument(data):
             PoisoningSVM(clf, Xtr, ytr, t=t).attack(xc, 1, Xv, yv)
     with pytest.raises(InvalidInputError, match="y_valid"):
         PoisoningSVM(clf, Xtr, ytr).attack(xc, 1, Xv, yv + 2)
-    with pytest.raises(InvalidInputError, match="X_init"):
+    with pytest.raises(InvalidInputError, match="x_init"):
         PoisoningSVM(clf, Xtr, ytr).attack(xc * 3.0, 1, Xv, yv)
-    with pytest.raises(UnsupportedModelError, match="clf"):
+    with pytest.raises(UnsupportedModelError, match="model"):
         PoisoningSVM(object(), Xtr, ytr).attack(xc, 1, Xv, yv)
-    att = PoisoningSVM(clf, Xtr, ytr, t=0.25)
-    assert (att.clf, att.X_train, att.y_train, att.t) == (clf, Xtr, ytr, 0.25)
+    fitted_elsewhere = SVC(kernel="linear").fit(Xtr[:, :10], ytr)
+    with pytest.raises(InvalidInputError, match="X_train: expected 10 features"):
+        PoisoningSVM(fitted_elsewhere, Xtr, ytr).attack(xc, 1, Xv, yv)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from mlpentest.attacks.evasion import norm, project, project_l1_ball
+from mlpentest.constraints import norm, project, project_l1_ball
 from mlpentest.errors import InvalidParameterError
 
 
@@ -27,16 +27,16 @@ def test_projection_is_feasible_for_ball_and_box(p):
     x0 = rng.random((8, 25))
     x = x0 + rng.normal(scale=2.0, size=x0.shape)
     eps = np.linspace(0.1, 2.0, 8)
-    z = project(x, x0, eps=eps, p=p)
+    z = project(x, x0, eps=eps, p=p, bounds=(0.0, 1.0))
     assert (norm(z - x0, p) <= eps + 1e-9).all()
     assert z.min() >= 0.0 and z.max() <= 1.0
     inside = x0 + 1e-4
-    np.testing.assert_allclose(project(inside, x0, eps=1.0, p=p), inside)
+    np.testing.assert_allclose(project(inside, x0, eps=1.0, p=p, bounds=(0.0, 1.0)), inside)
 
 
 def test_bad_norm_and_radius():
     x = np.zeros((1, 3))
     with pytest.raises(InvalidParameterError, match="norm"):
-        project(x, x, eps=1.0, p="l3")
+        project(x, x, eps=1.0, p="l3", bounds=(0.0, 1.0))
     with pytest.raises(InvalidParameterError, match="eps"):
-        project(x, x, eps=-1.0)
+        project(x, x, eps=-1.0, bounds=None)
