@@ -317,3 +317,22 @@ def test_torch_single_output_is_binary(digits):
     grad = model.class_gradient(X[:3])
     assert not grad[:, 0].any()
     np.testing.assert_allclose(grad[:, 1], np.broadcast_to(net.weight.detach().double().numpy(), (3, 64)))
+
+
+def test_a_rejected_answer_is_not_charged_to_the_budget():
+    calls = []
+
+    def flaky(X):
+        calls.append(len(X))
+        if len(calls) == 1:
+            return np.full((len(X), 3), 0.5)  # rows sum to 1.5: rejected
+        return np.full((len(X), 3), 1 / 3)
+
+    model = wrap(flaky, input_shape=(4,), n_classes=3, query_budget=5)
+    with pytest.raises(UnsupportedModelError, match="do not sum to 1"):
+        model.predict_proba(np.zeros((5, 4)))
+    assert model.queries == 0 and model.queries_left == 5
+    assert model.predict_proba(np.zeros((5, 4))).shape == (5, 3) and model.queries == 5
+    with pytest.raises(QueryBudgetExceeded, match="5 of 5 queries used, 1 more requested"):
+        model.predict(np.zeros((1, 4)))
+    assert calls == [5, 5]  # the refused call never reached the function
