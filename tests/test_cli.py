@@ -88,3 +88,61 @@ def test_library_errors_become_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("mlpentest demo: error:") and "Traceback" not in err
     assert "digits" in err  # the message lists the valid names
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["demo", "--seed", "-1"], "argument --seed: expected an integer >= 0, got -1"),
+    (["demo", "--seed", "abc"], "argument --seed: expected an integer, got 'abc'"),
+    (["demo", "--n-jobs", "0"], "argument --n-jobs: expected an integer >= 1 or -1, got 0"),
+    (["reproduce", "shokri2017", "--shadows", "0"], "argument --shadows: expected an integer >= 2, got 0"),
+    (["reproduce", "shokri2017", "--sizes", "100", "-5"], "argument --sizes: expected an integer >= 20"),
+])
+def test_bad_numbers_are_refused_by_the_parser(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def _must_not_run(*args, **kwargs):
+    raise AssertionError("the work started although the output location is unusable")
+
+
+@pytest.mark.parametrize("command", [["demo"], ["reproduce", "biggio2012"]])
+def test_an_unusable_out_fails_before_any_work(command, tmp_path, monkeypatch, capsys):
+    from mlpentest.experiments import biggio2012, demo
+
+    monkeypatch.setattr(demo, "run", _must_not_run)
+    monkeypatch.setattr(biggio2012, "run", _must_not_run)
+    existing = tmp_path / "existing.txt"
+    existing.write_text("keep me")
+    assert main([*command, "--out", str(existing)]) == 1
+    assert "--out: " in capsys.readouterr().err and existing.read_text() == "keep me"
+    assert main([*command, "--out", str(existing / "sub")]) == 1  # a folder under a file
+    assert "--out: cannot create or write the directory" in capsys.readouterr().err
+
+
+def test_an_unusable_cache_dir_fails_before_any_work(tmp_path, monkeypatch, capsys):
+    from mlpentest.experiments import shokri2017
+
+    monkeypatch.setattr(shokri2017, "run", _must_not_run)
+    (tmp_path / "file").write_text("x")
+    argv = ["reproduce", "shokri2017", "--quick", "--out", str(tmp_path / "out"),
+            "--cache-dir", str(tmp_path / "file" / "cache")]
+    assert main(argv) == 1
+    assert "cache_dir: " in capsys.readouterr().err
+
+
+def test_shadows_is_passed_as_given(tmp_path, monkeypatch):
+    from mlpentest.experiments import shokri2017
+
+    seen = {}
+
+    def fake_run(**kwargs):
+        seen.update(kwargs)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(shokri2017, "run", fake_run)
+    with pytest.raises(SystemExit):
+        main(["reproduce", "shokri2017", "--quick", "--shadows", "2", "--out", str(tmp_path)])
+    assert seen["n_shadow"] == 2

@@ -108,7 +108,7 @@ def test_bad_candidate_input(setup):
     target, X, y, is_member, _ = setup
     with pytest.raises(InvalidInputError, match="is_member"):
         collect_signals(target, X, y, is_member=is_member[:-1])
-    with pytest.raises(InvalidInputError, match=r"^y: labels must be entries of classes_ \[0, 1,.*got \[10, 11"):
+    with pytest.raises(InvalidInputError, match=r"^y: labels must be entries of classes_ \[0, 1,.*\[10, 11"):
         collect_signals(target, X, y + 10, is_member=is_member)
     with pytest.raises(InvalidInputError, match="X"):
         collect_signals(target, X[:, :5], y, is_member=is_member)
