@@ -7,6 +7,7 @@ test, and the download tests install their own fake that serves bytes built here
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import os
 import re
@@ -35,6 +36,7 @@ from mlpentest.datasets import (
     write_cifar10_binary,
     write_idx,
 )
+from mlpentest.datasets.fetch import Release
 from mlpentest.errors import DatasetError, InvalidInputError, InvalidParameterError
 
 REAL_FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -290,6 +292,7 @@ def test_load_skips_an_incomplete_directory_with_a_warning(tmp_path, caplog):
 
 def test_download_cifar10_archive_without_the_batches(monkeypatch):
     server = FakeServer({"cifar-10-binary.tar.gz": _tarball({"cifar-10-batches-bin/readme.html": b"hi"})})
+    trust(monkeypatch, "cifar10", server.files)
     monkeypatch.setattr(urllib.request, "urlopen", server)
     with pytest.raises(DatasetError, match="the archive lacks data_batch_1.bin"):
         load("cifar10")
@@ -392,6 +395,12 @@ def test_load_cifar10_truncated_batch(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------- downloads
+def trust(monkeypatch, name: str, files: dict[str, bytes]) -> None:
+    """Make ``files`` the official release of ``name``: the size and SHA-256 a download must have."""
+    releases = {f: Release(len(b), hashlib.sha256(b).hexdigest()) for f, b in files.items()}
+    monkeypatch.setitem(datasets.download._RELEASES, name, releases)
+
+
 class FakeServer:
     """Serves ``files`` by URL basename; URLs containing a string in ``down`` fail like a dead host."""
 
@@ -412,6 +421,7 @@ def _idx_release(tmp_path: Path) -> dict[str, bytes]:
 
 def test_download_mnist_falls_back_to_the_next_mirror(tmp_path, monkeypatch):
     server = FakeServer(_idx_release(tmp_path), down=("ossci-datasets",))
+    trust(monkeypatch, "mnist", server.files)
     monkeypatch.setattr(urllib.request, "urlopen", server)
     ds = load("mnist")
     assert ds.n_samples == 30 and ds.source == str(_cache("mnist"))
@@ -428,7 +438,7 @@ def test_download_failure_explains_how_to_get_the_data(monkeypatch):
         load("fashion-mnist")
     message = str(info.value)
     assert "download failed" in message and "Name or service not known" in message
-    assert "fashion-mnist.s3-website" in message and str(_cache("fashion-mnist")) in message
+    assert "https://fashion-mnist.s3.eu-central-1" in message and str(_cache("fashion-mnist")) in message
     assert "apt-get install -y dataset-fashion-mnist" in message and "download=True" not in message
     assert not any(_cache("fashion-mnist").glob("*")), "no partial file is left behind"
 
@@ -436,6 +446,7 @@ def test_download_failure_explains_how_to_get_the_data(monkeypatch):
 def test_download_rejects_a_page_that_is_not_the_data(tmp_path, monkeypatch):
     files = dict.fromkeys((s + ".gz" for s in IDX_STEMS), b"<html>Moved</html>")
     monkeypatch.setattr(urllib.request, "urlopen", FakeServer(files))
+    trust(monkeypatch, "mnist", files)  # even with the right digest, the format check still applies
     with pytest.raises(DatasetError, match="bad magic number"):
         load("mnist")
     assert not any(_cache("mnist").glob("*"))
@@ -459,6 +470,7 @@ def test_download_cifar10_extracts_the_binary_tarball(tmp_path, monkeypatch):
     X, _ = write_cifar_like(tmp_path / "release", meta="\n".join(CIFAR10_CLASSES))
     members = {f"cifar-10-batches-bin/{p.name}": p.read_bytes() for p in (tmp_path / "release").iterdir()}
     server = FakeServer({"cifar-10-binary.tar.gz": _tarball(members)})
+    trust(monkeypatch, "cifar10", server.files)
     monkeypatch.setattr(urllib.request, "urlopen", server)
     ds = load("cifar10")
     assert server.requested == ["https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"]
@@ -478,6 +490,7 @@ def test_download_cifar10_extracts_the_binary_tarball(tmp_path, monkeypatch):
 )
 def test_extraction_refuses_unsafe_archives(tmp_path, monkeypatch, members, symlink, fault):
     server = FakeServer({"cifar-10-binary.tar.gz": _tarball(members, symlink=symlink)})
+    trust(monkeypatch, "cifar10", server.files)  # extraction checks hold even for a trusted archive
     monkeypatch.setattr(urllib.request, "urlopen", server)
     with pytest.raises(DatasetError, match=fault) as info:
         load("cifar10")
