@@ -26,6 +26,7 @@ from mlpentest import datasets
 from mlpentest.attacks import REGISTRY
 from mlpentest.attacks.base import Attack, AttackResult
 from mlpentest.attacks.evasion import EvasionResult
+from mlpentest.attacks.inversion import InversionResult
 from mlpentest.attacks.membership import MembershipResult, MembershipSignals, ReferenceModels, collect_signals
 from mlpentest.attacks.poisoning import PoisoningResult
 from mlpentest.errors import CapabilityError, InvalidInputError, InvalidParameterError
@@ -53,10 +54,13 @@ SETTINGS = {
     "poisoning-logistic": [{"max_iter": 3, "random_state": 0}],
     "random-label-flip": [{"fraction": 0.2, "random_state": 0}],
     "greedy-label-flip": [{"n_flips": 3, "candidates": 5, "random_state": 0}],
+    "mi-face": [{"max_iter": 15, "patience": 5},
+                {"max_iter": 8, "gradient": "black-box", "samples": 3, "random_state": 0}],
 }
 CASES = [(name, settings) for name in REGISTRY for settings in SETTINGS.get(name, [{}])]
 IDS = [f"{name}-{i}" for name in REGISTRY for i in range(len(SETTINGS.get(name, [{}])))]
-RESULT_TYPES = {"membership": MembershipResult, "evasion": EvasionResult, "poisoning": PoisoningResult}
+RESULT_TYPES = {"membership": MembershipResult, "evasion": EvasionResult, "poisoning": PoisoningResult,
+                "inversion": InversionResult}
 
 
 @pytest.fixture(scope="module")
@@ -102,14 +106,16 @@ class Case:
             self.inputs, self.args = (), (signals,)
         elif self.family == "evasion":
             self.inputs, self.args = (model,), (test.X, test.y)
+        elif self.family == "inversion":  # the model and unlabelled auxiliary data; run() inverts all
+            self.inputs, self.args = (model, valid.X), ()
         else:
             self.inputs, self.args = (model, train.X, train.y), (valid.X, valid.y)
 
     def make(self, **changes):
         return self.info.cls(*self.inputs, **{**self.settings, **changes})
 
-    def run(self, attack=None, *args):
-        return (attack or self.make()).run(*(args or self.args))
+    def run(self, attack=None, *args, **kwargs):
+        return (attack or self.make()).run(*(args or self.args), **kwargs)
 
 
 @pytest.fixture(params=CASES, ids=IDS)
@@ -157,8 +163,8 @@ def test_run_leaves_settings_unchanged_and_stamps_the_result(case):
     assert isinstance(result, AttackResult) and isinstance(result, RESULT_TYPES[case.family])
     assert result.attack == attack.display_name()
     assert set(attack.settings()) <= set(result.params)
-    for name, value in case.settings.items():
-        assert result.params[name] is value
+    for name, value in case.settings.items():  # as given, or resolved to the same value
+        assert result.params[name] is value or result.params[name] == value
     assert isinstance(result.wall_seconds, float) and result.wall_seconds > 0.0
     assert result.budget_exhausted is False
 
@@ -206,6 +212,14 @@ def test_input_of_the_wrong_width_is_refused_naming_it(case):
         with pytest.raises(InvalidInputError, match="^signals"):
             case.run(None, case.args[0].target_proba)
         return
+    if case.family == "inversion":
+        model, X_aux = case.inputs
+        with pytest.raises(InvalidInputError, match="^class_means: expected 64 features"):
+            case.run(class_means=X_aux[:2, :10])
+        if "X_aux" in case.info.cls.inputs:
+            with pytest.raises(InvalidInputError, match="^X_aux: expected 64 features"):
+                case.info.cls(model, X_aux[:, :10], **case.settings).run()
+        return
     X, y = case.args
     name = "X" if case.family == "evasion" else "X_valid"
     with pytest.raises(InvalidInputError, match=rf"^{name}: expected 64 features"):
@@ -215,6 +229,11 @@ def test_input_of_the_wrong_width_is_refused_naming_it(case):
 def test_one_point_in_gives_one_point_out(case):
     if case.family == "membership":
         pytest.skip("membership attacks score signals, not points")
+    if case.family == "inversion":  # one label in, one reconstruction out
+        batch, single = case.run(None, [1]), case.run(None, 1)
+        assert single.reconstructions.shape == (64,) and batch.reconstructions.shape == (1, 64)
+        np.testing.assert_array_equal(single.reconstructions, batch.reconstructions[0])
+        return
     if case.family == "evasion":
         X, y = case.args
         batch, single = case.run(None, X[:1], y[:1]), case.run(None, X[0], y[0])
