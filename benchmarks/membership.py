@@ -11,6 +11,11 @@ Setup (everything seeded by ``--seed``):
   random halves of all candidate records (Carlini et al.'s scheme: each candidate is IN half of them);
 * shadow models (Shokri's attack, ours and ART's): ``--shadows`` MLPs trained like the target on random
   halves of the shadow pool, which shares no record with the target's data.
+* ``--targets mlp,lr,rf,gb`` (optional) adds a second table after the first: the same members, held-out
+  candidates and population, but the target and its ``--references`` reference models are each of those
+  types in turn (MLP, logistic regression, random forest, histogram gradient boosting; also ``svm``, a
+  calibrated RBF SVC), attacked by the loss threshold (global and per class), online LiRA and online
+  RMIA (the MLP rows reuse the first table's models).
 
 Timings use one BLAS/OpenMP/torch thread per process (``--threads``): on a busy shared machine a
 two-thread BLAS ran an MLP fit 15x slower than one thread. ``--n-jobs`` adds processes to our model
@@ -34,19 +39,25 @@ from typing import Any
 import _common as common  # benchmarks/ is on sys.path when a script runs
 import numpy as np
 from _common import aligned
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import MLPClassifier
+from sklearn.svm import SVC
 
 from mlpentest import datasets
 from mlpentest.attacks.membership import (
     RMIA,
     LiRA,
     MembershipResult,
+    MembershipSignals,
     ReferenceModels,
     ShadowModelAttack,
     ThresholdAttack,
     collect_signals,
 )
+from mlpentest.training import fit_trainer
 
 ART_MODEL_TYPES = ("nn", "rf", "gb", "lr", "dt", "knn", "svm")
 
@@ -68,6 +79,31 @@ def train_mlp(X: np.ndarray, y: np.ndarray, seed: int) -> MLPClassifier:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         return MLPClassifier(hidden_layer_sizes=(64,), alpha=1e-6, max_iter=200, random_state=seed).fit(X, y)
+
+
+def quietly(estimator: Any) -> Callable[[np.ndarray, np.ndarray, int], Any]:
+    """``trainer(X, y, seed)`` fitting a clone of ``estimator``, its ConvergenceWarnings silenced (they would
+    come from every worker process)."""
+    def train(X: np.ndarray, y: np.ndarray, seed: int) -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return fit_trainer(estimator, X, y, seed)
+
+    return train
+
+
+def target_recipes() -> dict[str, tuple[str, Callable[[np.ndarray, np.ndarray, int], Any]]]:
+    """The target types of ``--targets``: a description and the ``trainer(X, y, seed)`` that trains the
+    target and, identically, its reference models."""
+    return {
+        "mlp": ("MLP(64), alpha 1e-6, 200 epochs (the first table's target)", train_mlp),
+        "lr": ("logistic regression, C=100", quietly(LogisticRegression(C=100.0, max_iter=500))),
+        "rf": ("random forest, 100 trees", quietly(RandomForestClassifier(n_estimators=100))),
+        "gb": ("histogram gradient boosting, 30 rounds, 32 bins",
+               quietly(HistGradientBoostingClassifier(max_iter=30, max_bins=32))),
+        "svm": ("RBF SVC (C=10) calibrated by 3-fold sigmoid",
+                quietly(CalibratedClassifierCV(SVC(C=10.0), cv=3))),
+    }
 
 
 @dataclass
@@ -156,6 +192,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--art-models", default="nn,rf,gb",
                    help=f"comma-separated ART attack_model_type values, from {','.join(ART_MODEL_TYPES)}")
     p.add_argument("--skip-art", action="store_true", help="run only mlpentest's attacks")
+    p.add_argument("--targets", default="",
+                   help="comma-separated target types for a second table (loss threshold, LiRA, RMIA per "
+                   f"target type), from {','.join(target_recipes())}; default: none")
     p.add_argument("--json", metavar="PATH", help="also save the setup, costs and rows as JSON")
     args = p.parse_args(argv)
     if args.members < 20:
@@ -165,6 +204,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.shadows < 1 or args.threads < 0:
         p.error("--shadows must be >= 1 and --threads >= 0")
     args.art_models = [m.strip() for m in args.art_models.split(",") if m.strip()]
+    args.targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    unknown = sorted(set(args.targets) - set(target_recipes()))
+    if unknown:
+        p.error(f"--targets: unknown type(s) {unknown}; choose from {tuple(target_recipes())}")
     bad = sorted(set(args.art_models) - set(ART_MODEL_TYPES))
     if bad:
         p.error(f"--art-models: unknown type(s) {bad}; choose from {ART_MODEL_TYPES}")
@@ -217,8 +260,12 @@ def make_setup(args: argparse.Namespace) -> Setup:
     )
 
 
-def run_ours(args: argparse.Namespace, s: Setup) -> tuple[list[Row], dict[str, tuple[str, float]]]:
-    """Reference and shadow models, one round of queries each, then every mlpentest membership attack."""
+def run_ours(
+    args: argparse.Namespace, s: Setup
+) -> tuple[list[Row], dict[str, tuple[str, float]], MembershipSignals]:
+    """Reference and shadow models, one round of queries each, then every mlpentest membership attack.
+
+    Also returns the reference signals (the ``--targets`` table reuses them for its MLP row)."""
     seed, n = args.seed, len(s.members.y)
     mem, non, pop, shadow = s.members, s.nonmembers, s.population, s.shadow
     X_cand, y_cand = np.vstack([mem.X, non.X]), np.r_[mem.y, non.y]
@@ -264,7 +311,7 @@ def run_ours(args: argparse.Namespace, s: Setup) -> tuple[list[Row], dict[str, t
     for attack, sig, knowledge, models_s in attacks:
         result, seconds = timed(type(attack).__name__, lambda attack=attack, sig=sig: attack.run(sig))
         rows.append(row_from(result, "mlpentest", knowledge, seconds, models_s))
-    return rows, costs
+    return rows, costs, signals
 
 
 def run_art(
@@ -282,9 +329,7 @@ def run_art(
         return np.asarray(attack.infer(s.X_eval, s.y_eval, probabilities=True), dtype=np.float64).ravel()
 
     def row(name: str, scores: np.ndarray, knowledge: str, seconds: float, models_s: float) -> Row:
-        result = MembershipResult.from_scores(
-            name, scores, s.is_member, scores > 0.5, s.y_eval, wall_seconds=seconds
-        )
+        result = MembershipResult.from_scores(scores, s.is_member, scores > 0.5, s.y_eval, attack=name)
         return row_from(result, "ART", knowledge, seconds, models_s)
 
     rows = []
@@ -340,11 +385,14 @@ def main(argv: list[str] | None = None) -> int:
     with limits:
         seed_globals(args.seed)
         s = make_setup(args)
-        rows, costs = run_ours(args, s)
+        rows, costs, mlp_signals = run_ours(args, s)
         if art is not None:
             art_rows, art_costs = run_art(args, s, art)
             rows += art_rows
             costs.update(art_costs)
+        sweep = run_target_sweep(
+            args, s, mlp_signals, costs["reference models"][1] + costs["reference signals"][1]
+        )
 
     n_members = len(s.members.y)
     setup = {
@@ -358,6 +406,8 @@ def main(argv: list[str] | None = None) -> int:
         **common.machine(args.threads, load_start), "versions": versions,
     }
     print(report(setup, costs, rows, art is not None))
+    if sweep:
+        print("\n" + sweep_report(setup, sweep))
     if args.json:
         doc = {
             "setup": setup,
@@ -365,6 +415,8 @@ def main(argv: list[str] | None = None) -> int:
             "knowledge": KNOWLEDGE,
             "rows": [asdict(r) | {"total_seconds": r.total_seconds} for r in rows],
         }
+        if sweep:
+            doc["target_sweep"] = [asdict(r) for r in sweep]
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(doc, fh, indent=2)
     return 0
@@ -418,6 +470,87 @@ def report(
         )
     for note in notes:
         out += textwrap.wrap(note, 110, subsequent_indent="  ")
+    return "\n".join(out)
+
+
+
+# ---------------------------------------------------------------------------- target-type sweep (--targets)
+SWEEP_ATTACKS = (
+    ("loss threshold", lambda: ThresholdAttack(metric="loss", class_dependent=False)),
+    ("loss threshold (per class)", lambda: ThresholdAttack(metric="loss")),
+    ("LiRA online", lambda: LiRA()),
+    ("RMIA online", lambda: RMIA()),
+)
+
+
+@dataclass
+class SweepRow:
+    target: str
+    train_accuracy: float
+    test_accuracy: float
+    attack: str
+    auc: float
+    tpr_at_1pct_fpr: float
+    tpr_at_01pct_fpr: float
+    models_seconds: float
+
+
+def run_target_sweep(
+    args: argparse.Namespace, s: Setup, mlp_signals: MembershipSignals, mlp_seconds: float
+) -> list[SweepRow]:
+    """For each ``--targets`` type: a target on the members, reference models of the same type on random
+    halves of all candidates, the held-out candidates' signals (with the population), four attacks."""
+    seed, mem, non, pop = args.seed, s.members, s.nonmembers, s.population
+    X_cand, y_cand = np.vstack([mem.X, non.X]), np.r_[mem.y, non.y]
+    recipes = target_recipes()
+    rows = []
+    for kind in args.targets:
+        _, recipe = recipes[kind]
+        if kind == "mlp":
+            target, signals, models_s = s.target, mlp_signals, mlp_seconds
+        else:
+            def build(recipe: Any = recipe) -> tuple[Any, MembershipSignals]:
+                target = recipe(mem.X, mem.y, seed)
+                refs = ReferenceModels(
+                    recipe, n_models=args.references, random_state=seed, n_jobs=args.n_jobs
+                ).fit(X_cand, y_cand)
+                return target, collect_signals(
+                    target, s.X_eval, s.y_eval, is_member=s.is_member, references=refs,
+                    population=(pop.X, pop.y),
+                )
+
+            (target, signals), models_s = timed(f"{kind}: target, {args.references} reference models", build)
+        train_acc, test_acc = target.score(mem.X, mem.y), target.score(non.X, non.y)
+        for name, make in SWEEP_ATTACKS:
+            result = make().run(signals)
+            rows.append(SweepRow(
+                kind, train_acc, test_acc, name, result.auc, result.tpr_at_1pct_fpr, result.tpr_at_01pct_fpr,
+                models_s,
+            ))
+    return rows
+
+
+def sweep_report(setup: dict[str, Any], rows: list[SweepRow]) -> str:
+    recipes = target_recipes()
+    head = ("target", "train acc", "test acc", "attack", "AUC", "TPR@1%FPR", "TPR@0.1%FPR", "models s")
+    lines = [
+        (
+            r.target, f"{r.train_accuracy:.3f}", f"{r.test_accuracy:.3f}", r.attack, f"{r.auc:.3f}",
+            f"{r.tpr_at_1pct_fpr:.3f}", f"{r.tpr_at_01pct_fpr:.4f}", f"{r.models_seconds:.1f}",
+        )
+        for r in rows
+    ]
+    out = textwrap.wrap(
+        f"target types (--targets): {setup['dataset']}, the same {setup['members']} members, held-out "
+        f"candidates ({setup['evaluated_candidates']}, {setup['evaluated_members']} members) and population; "
+        f"{setup['references']} reference models of the target's type on random halves of all candidates",
+        110, subsequent_indent="  ",
+    )
+    out += [aligned(head, lines, left={0, 3}), ""]
+    out += [f"  {kind:4s} {recipes[kind][0]}" for kind in dict.fromkeys(r.target for r in rows)]
+    note = ("models s: training the target and its reference models and querying them (mlp: the first "
+            "table's reference models and signals, reused).")
+    out += textwrap.wrap(note, 110, subsequent_indent="  ")
     return "\n".join(out)
 
 

@@ -172,15 +172,17 @@ def test_target_is_leaky(sweep):
     assert row.auc["LiRA"] > 0.75 and row.tpr_at_1pct_fpr["LiRA"] > 0.1
 
 
-def test_masking_weakens_the_reference_model_attacks(sweep):
+def test_top1_weakens_the_reference_model_attacks_and_rounding_does_not(sweep):
     plain, top1, round1 = sweep.row("none"), sweep.row("top-1"), sweep.row("round-1")
-    # Measured (seed 0): LiRA AUC 0.81 -> 0.70 (top-1) and 0.70 (round-1); RMIA 0.84 -> 0.70 (top-1).
-    for masked in (top1, round1):
-        assert masked.auc["LiRA"] < plain.auc["LiRA"] - 0.08
+    # Measured (seed 0): LiRA AUC 0.81 -> 0.70 with top-1, RMIA 0.84 -> 0.70; TPR at 1% FPR 0.19 -> 0.00.
+    assert top1.auc["LiRA"] < plain.auc["LiRA"] - 0.08
     assert top1.auc["RMIA"] < plain.auc["RMIA"] - 0.08
-    # LiRA's TPR at 1% FPR: 0.20 -> 0.00 (top-1) and 0.085 (round-1).
     assert top1.tpr_at_1pct_fpr["LiRA"] < plain.tpr_at_1pct_fpr["LiRA"] - 0.1
-    assert round1.tpr_at_1pct_fpr["LiRA"] < plain.tpr_at_1pct_fpr["LiRA"] / 1.5
+    # Rounding to one decimal is no defence against them: LiRA 0.81 -> 0.83 AUC, TPR@1% 0.19 -> 0.19;
+    # RMIA 0.84 -> 0.83. (An earlier LiRA, broken by the exact 0/1 probabilities rounding creates,
+    # showed 0.70 here and made rounding look like a defence.)
+    assert round1.auc["LiRA"] > plain.auc["LiRA"] - 0.03 and round1.auc["RMIA"] > plain.auc["RMIA"] - 0.03
+    assert round1.tpr_at_1pct_fpr["LiRA"] > 0.5 * plain.tpr_at_1pct_fpr["LiRA"]
     # Masking serves the same model: utility is untouched.
     assert top1.test_accuracy == round1.test_accuracy == plain.test_accuracy
 
