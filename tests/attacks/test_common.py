@@ -26,7 +26,7 @@ from mlpentest import datasets
 from mlpentest.attacks import REGISTRY
 from mlpentest.attacks.base import Attack, AttackResult
 from mlpentest.attacks.evasion import EvasionResult
-from mlpentest.attacks.inversion import InversionResult
+from mlpentest.attacks.inversion import AttributeInferenceResult, InversionResult
 from mlpentest.attacks.membership import MembershipResult, MembershipSignals, ReferenceModels, collect_signals
 from mlpentest.attacks.poisoning import PoisoningResult
 from mlpentest.errors import CapabilityError, InvalidInputError, InvalidParameterError
@@ -56,11 +56,16 @@ SETTINGS = {
     "greedy-label-flip": [{"n_flips": 3, "candidates": 5, "random_state": 0}],
     "mi-face": [{"max_iter": 15, "patience": 5},
                 {"max_iter": 8, "gradient": "black-box", "samples": 3, "random_state": 0}],
+    "attribute-inference": [
+        {"attribute": 20, "values": [0.0, 0.5, 1.0], "prior": "uniform", "random_state": 0},
+        {"attribute": 20, "values": [0.0, 0.5, 1.0], "prior": [0.5, 0.3, 0.2], "output": "label",
+         "random_state": 0},
+    ],
 }
 CASES = [(name, settings) for name in REGISTRY for settings in SETTINGS.get(name, [{}])]
 IDS = [f"{name}-{i}" for name in REGISTRY for i in range(len(SETTINGS.get(name, [{}])))]
 RESULT_TYPES = {"membership": MembershipResult, "evasion": EvasionResult, "poisoning": PoisoningResult,
-                "inversion": InversionResult}
+                "inversion": InversionResult, "attribute-inference": AttributeInferenceResult}
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +109,7 @@ class Case:
         model = models["svc" if "SVC" in self.info.needs else "logistic"]
         if self.family == "membership":
             self.inputs, self.args = (), (signals,)
-        elif self.family == "evasion":
+        elif self.family in ("evasion", "attribute-inference"):  # points, and their labels
             self.inputs, self.args = (model,), (test.X, test.y)
         elif self.family == "inversion":  # the model and unlabelled auxiliary data; run() inverts all
             self.inputs, self.args = (model, valid.X), ()
@@ -221,7 +226,7 @@ def test_input_of_the_wrong_width_is_refused_naming_it(case):
                 case.info.cls(model, X_aux[:, :10], **case.settings).run()
         return
     X, y = case.args
-    name = "X" if case.family == "evasion" else "X_valid"
+    name = "X_valid" if case.family == "poisoning" else "X"
     with pytest.raises(InvalidInputError, match=rf"^{name}: expected 64 features"):
         case.run(None, X[:, :10], y)
 
@@ -233,6 +238,12 @@ def test_one_point_in_gives_one_point_out(case):
         batch, single = case.run(None, [1]), case.run(None, 1)
         assert single.reconstructions.shape == (64,) and batch.reconstructions.shape == (1, 64)
         np.testing.assert_array_equal(single.reconstructions, batch.reconstructions[0])
+        return
+    if case.family == "attribute-inference":
+        X, y = case.args
+        batch, single = case.run(None, X[:1], y[:1]), case.run(None, X[0], y[0])
+        assert single.inferred.shape == single.true_values.shape == () and single.posterior.shape == (3,)
+        np.testing.assert_array_equal(single.posterior, batch.posterior[0])
         return
     if case.family == "evasion":
         X, y = case.args
