@@ -219,3 +219,9 @@ def test_pgd_moves_svm_points_beyond_the_hinge_margin(kernel):
     assert result.success_rate >= 0.95
     fgsm = FGSM(svm, eps=0.2).run(test.X, test.y)
     assert fgsm.success_rate > 0.3  # the hinge gave 0.13-0.23 here: only points inside the margin moved
+
+
+def test_none_instead_of_points_is_named(lr):
+    for attack in (FGSM(lr, eps=0.1), PGD(lr, eps=0.1, max_iter=2), DeepFool(lr)):
+        with pytest.raises(InvalidInputError, match="^X: expected an array, got None"):
+            attack.run(None)

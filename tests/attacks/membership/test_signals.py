@@ -83,7 +83,8 @@ def test_a_budget_that_runs_out_keeps_the_answered_candidates(three_classes):
     assert signals.budget_exhausted and signals.n_candidates == 100 and limited.queries == 100
     np.testing.assert_array_equal(signals.is_member, is_member[:100])
     assert signals.reference_proba.shape[:2] == (100, 4) and signals.population_target_proba is None
-    assert ThresholdAttack(metric="loss", class_dependent=False).run(signals).scores.shape == (100,)
+    partial_result = ThresholdAttack(metric="loss", class_dependent=False).run(signals)
+    assert partial_result.scores.shape == (100,) and partial_result.budget_exhausted  # carried over
     # enough for the candidates and part of the population records
     roomy = wrap(target, query_budget=len(y) + 50)
     partial = collect_signals(roomy, X, y, is_member=is_member, references=refs)

@@ -177,3 +177,22 @@ def test_bad_input_is_rejected_naming_the_argument(data):
     fitted_elsewhere = SVC(kernel="linear").fit(Xtr[:, :10], ytr)
     with pytest.raises(InvalidInputError, match="X_train: expected 10 features"):
         PoisoningSVM(fitted_elsewhere, Xtr, ytr).attack(xc, 1, Xv, yv)
+
+
+def test_validation_loss_gradient_checks_its_point(data):
+    Xtr, ytr, Xv, yv = data
+    attack = PoisoningSVM(SVC(kernel="linear").fit(Xtr, ytr), Xtr, ytr)
+    with pytest.raises(InvalidInputError, match="^xc: expected 64 features per sample"):
+        attack.validation_loss_gradient(Xtr[0, :10], 1, Xv, yv)
+    with pytest.raises(InvalidInputError, match=r"^xc: values must lie in \[0.0, 1.0\]"):
+        attack.validation_loss_gradient(Xtr[0] + 3.0, 1, Xv, yv)
+    with pytest.raises(InvalidInputError, match="^X_valid: expected 64 features"):
+        attack.validation_loss_gradient(Xtr[0], 1, Xv[:, :10], yv)
+
+
+def test_none_instead_of_data_is_named(data):
+    Xtr, ytr, Xv, yv = data
+    with pytest.raises(InvalidInputError, match="^X_train: expected an array, got None"):
+        PoisoningSVM(SVC(kernel="linear"), None, ytr).run(Xv, yv)
+    with pytest.raises(InvalidInputError, match="^X_valid: expected an array, got None"):
+        PoisoningSVM(SVC(kernel="linear"), Xtr, ytr).run(None, yv)
