@@ -6,8 +6,8 @@ any other class's mean. Measured (seed 0), classified as their class / nearest t
 white-box with Process-DAE, softmax regression 10 / 10 / 0.050, MLP 10 / 10 / 0.053; black-box
 (probabilities only, ~26,000 queries for the 10 classes) 10 / 10 / 0.055 and 9 / 9 / 0.067; plain MI-Face
 without the DAE 10 / 10 / 0.216 and 10 / 6 / 0.240 (noise around the class's template); confidences
-rounded (black-box) to 2 decimals 7 / 5 and 9 / 4, to 1 decimal 1 / 1 and 2 / 1; output noise (softmax)
-0.01: 6 / 6, 0.05: 2 / 2.
+rounded (black-box) to 2 decimals 7 / 5 and 9 / 4, to 1 decimal 1 / 1 and 2 / 1; output noise (softmax,
+the NES average sees through small noise): 0.01 9 nearest own, 0.05 7, 0.1 4, 0.2 2.
 """
 
 import warnings
@@ -79,7 +79,7 @@ def test_rounded_confidences_defeat_the_black_box_attack(task):
 
 def test_output_noise_defeats_the_black_box_attack(task):
     models, X_aux, means = task
-    for scale, most in ((0.01, 7), (0.05, 3)):  # measured: 10 -> 6 and 10 -> 2 nearest their own mean
+    for scale, most in ((0.1, 6), (0.2, 4)):  # measured: 10 -> 4 and 10 -> 2 nearest their own mean
         noisy = OutputNoise(models["softmax"], scale=scale, random_state=0)
         result = MIFace(noisy, X_aux, random_state=0).run(class_means=means)
         assert result.nearest_mean_is_own.sum() <= most, scale
