@@ -26,6 +26,7 @@ from mlpentest import datasets
 from mlpentest.attacks import REGISTRY
 from mlpentest.attacks.base import Attack, AttackResult
 from mlpentest.attacks.evasion import EvasionResult
+from mlpentest.attacks.extraction import ExtractionResult
 from mlpentest.attacks.inversion import AttributeInferenceResult, InversionResult
 from mlpentest.attacks.membership import MembershipResult, MembershipSignals, ReferenceModels, collect_signals
 from mlpentest.attacks.poisoning import PoisoningResult
@@ -56,6 +57,8 @@ SETTINGS = {
     "greedy-label-flip": [{"n_flips": 3, "candidates": 5, "random_state": 0}],
     "mi-face": [{"max_iter": 15, "patience": 5},
                 {"max_iter": 8, "gradient": "black-box", "samples": 3, "random_state": 0}],
+    "equation-solving": [{"random_state": 0}, {"verify": 3, "bounds": None, "random_state": 0},
+                         {"hidden": 4, "max_queries": 150, "random_state": 0}],
     "attribute-inference": [
         {"attribute": 20, "values": [0.0, 0.5, 1.0], "prior": "uniform", "random_state": 0},
         {"attribute": 20, "values": [0.0, 0.5, 1.0], "prior": [0.5, 0.3, 0.2], "output": "label",
@@ -65,7 +68,8 @@ SETTINGS = {
 CASES = [(name, settings) for name in REGISTRY for settings in SETTINGS.get(name, [{}])]
 IDS = [f"{name}-{i}" for name in REGISTRY for i in range(len(SETTINGS.get(name, [{}])))]
 RESULT_TYPES = {"membership": MembershipResult, "evasion": EvasionResult, "poisoning": PoisoningResult,
-                "inversion": InversionResult, "attribute-inference": AttributeInferenceResult}
+                "inversion": InversionResult, "attribute-inference": AttributeInferenceResult,
+                "extraction": ExtractionResult}
 
 
 @pytest.fixture(scope="module")
@@ -113,14 +117,19 @@ class Case:
             self.inputs, self.args = (model,), (test.X, test.y)
         elif self.family == "inversion":  # the model and unlabelled auxiliary data; run() inverts all
             self.inputs, self.args = (model, valid.X), ()
+        elif self.family == "extraction":  # the victim; a query pool; held-out points to score the copy
+            self.inputs, self.args = (model,), (valid.X,)
+            self.kwargs = {"X_test": test.X, "y_test": test.y}
         else:
             self.inputs, self.args = (model, train.X, train.y), (valid.X, valid.y)
 
     def make(self, **changes):
         return self.info.cls(*self.inputs, **{**self.settings, **changes})
 
+    kwargs: dict = {}
+
     def run(self, attack=None, *args, **kwargs):
-        return (attack or self.make()).run(*(args or self.args), **kwargs)
+        return (attack or self.make()).run(*(args or self.args), **{**self.kwargs, **kwargs})
 
 
 @pytest.fixture(params=CASES, ids=IDS)
@@ -217,6 +226,10 @@ def test_input_of_the_wrong_width_is_refused_naming_it(case):
         with pytest.raises(InvalidInputError, match="^signals"):
             case.run(None, case.args[0].target_proba)
         return
+    if case.family == "extraction":
+        with pytest.raises(InvalidInputError, match="^X_test: expected 64 features"):
+            case.run(X_test=case.kwargs["X_test"][:, :10])
+        return
     if case.family == "inversion":
         model, X_aux = case.inputs
         with pytest.raises(InvalidInputError, match="^class_means: expected 64 features"):
@@ -234,6 +247,8 @@ def test_input_of_the_wrong_width_is_refused_naming_it(case):
 def test_one_point_in_gives_one_point_out(case):
     if case.family == "membership":
         pytest.skip("membership attacks score signals, not points")
+    if case.family == "extraction":
+        pytest.skip("extraction attacks choose their own queries")
     if case.family == "inversion":  # one label in, one reconstruction out
         batch, single = case.run(None, [1]), case.run(None, 1)
         assert single.reconstructions.shape == (64,) and batch.reconstructions.shape == (1, 64)
