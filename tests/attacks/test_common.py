@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.svm import SVC
+from sklearn.tree import DecisionTreeClassifier
 
 import mlpentest
 from mlpentest import datasets
@@ -59,6 +60,16 @@ SETTINGS = {
                 {"max_iter": 8, "gradient": "black-box", "samples": 3, "random_state": 0}],
     "equation-solving": [{"random_state": 0}, {"verify": 3, "bounds": None, "random_state": 0},
                          {"hidden": 4, "max_queries": 150, "random_state": 0}],
+    "knockoff-nets": [{"budget": 40, "epochs": 5, "random_state": 0},
+                      {"strategy": "adaptive", "budget": 30, "checkpoints": (10, 20), "actions": (2, 2),
+                       "epochs": 5, "random_state": 0}],
+    "copycat": [{"budget": 40, "epochs": 5, "random_state": 0}],
+    "retraining": [{"budget": 60, "rounds": 3, "random_state": 0},
+                   {"strategy": "line-search", "budget": 60, "rounds": 3, "steps": 3, "random_state": 0},
+                   {"strategy": "uniform", "budget": 40, "rounds": 2, "student": LogisticRegression(),
+                    "random_state": 0}],
+    "path-finding": [{"random_state": 0},
+                     {"eps": 1e-3, "categorical": {36: [0.0, 0.5, 1.0]}, "random_state": 0}],
     "attribute-inference": [
         {"attribute": 20, "values": [0.0, 0.5, 1.0], "prior": "uniform", "random_state": 0},
         {"attribute": 20, "values": [0.0, 0.5, 1.0], "prior": [0.5, 0.3, 0.2], "output": "label",
@@ -99,6 +110,7 @@ def models(pair):
     return {
         "logistic": LogisticRegression(max_iter=1000).fit(train.X, train.y),  # gradients, scores, labels
         "svc": SVC(kernel="linear", C=1.0).fit(train.X, train.y),
+        "tree": DecisionTreeClassifier(max_leaf_nodes=6, random_state=0).fit(train.X, train.y),  # leaf ids
     }
 
 
@@ -110,7 +122,8 @@ class Case:
         self.family = self.info.family
         self.settings = settings
         train, valid, test = pair
-        model = models["svc" if "SVC" in self.info.needs else "logistic"]
+        kinds = {"SVC": "svc", "DecisionTreeClassifier": "tree"}
+        model = models[next((kinds[n] for n in self.info.needs if n in kinds), "logistic")]
         if self.family == "membership":
             self.inputs, self.args = (), (signals,)
         elif self.family in ("evasion", "attribute-inference"):  # points, and their labels

@@ -113,6 +113,16 @@ def test_a_one_hidden_layer_mlp_by_optimisation(digits):
     assert pooled.stolen_accuracy >= pooled.victim_accuracy - 0.05
 
 
+def test_a_spent_budget_leaves_a_partial_copy(digits, softmax):
+    test = digits["test"]
+    result = EquationSolving(wrap(softmax, query_budget=40), random_state=0).run(X_test=test.X)
+    assert result.budget_exhausted and result.queries == 40
+    assert any("stopped answering after 40" in note for note in result.notes)
+    assert 0.5 < result.fidelity < 1.0  # measured 0.88: the minimum-norm solution of 40 equations
+    mlp = EquationSolving(wrap(softmax, query_budget=100), hidden=3, random_state=0).run(X_test=test.X)
+    assert mlp.budget_exhausted and mlp.queries == 100
+
+
 def test_labels_only_victims_are_refused(binary):
     labels = wrap(lambda X: binary.predict(X).astype(int), input_shape=(64,), n_classes=2, output="labels")
     with pytest.raises(CapabilityError, match="probabilities"):
