@@ -2,21 +2,27 @@
 
 Tried as an attacker who can write to the cache directory but not read the user's key: every file
 planted there is reported (CacheIntegrityWarning) and the model retrained, and the code in a planted
-pickle never runs (it would write a marker file).
+pickle never runs (it would write a marker file). Entries hold skops (scikit-learn) or safetensors
+(torch weights) where those formats can; entries of the previous, pickled format are never loaded.
 """
 
 import functools
+import hashlib
+import hmac
+import io
 import os
 import pickle
 import stat
+import zipfile
 
+import joblib
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
 from mlpentest import datasets
 from mlpentest.attacks.membership import ReferenceModels
-from mlpentest.cache import MAGIC, CacheIntegrityWarning, ModelCache, load_key
+from mlpentest.cache import LEGACY_MAGIC, MAGIC, SUFFIX, CacheIntegrityWarning, ModelCache, load_key
 from mlpentest.errors import InvalidParameterError
 from mlpentest.fingerprint import Unkeyable, fingerprint
 
@@ -50,7 +56,8 @@ def _fit(trainer, pool, cache_dir):
     return ReferenceModels(trainer, n_models=2, random_state=0, cache_dir=str(cache_dir)).fit(*pool)
 
 
-@pytest.mark.parametrize("forge", ["raw pickle", "forged signature", "truncated", "renamed", "other key"])
+@pytest.mark.parametrize("forge", ["raw pickle", "forged signature", "kind switched", "truncated", "renamed",
+                                   "other key"])
 def test_a_planted_or_damaged_entry_is_never_loaded(pool, tmp_path, forge):
     cache_dir, log, marker = tmp_path / "cache", tmp_path / "calls", tmp_path / "marker"
     trainer = _counting(log)
@@ -61,15 +68,18 @@ def test_a_planted_or_damaged_entry_is_never_loaded(pool, tmp_path, forge):
     evil = pickle.dumps(_Payload(marker))
     if forge == "raw pickle":
         target.write_bytes(evil)
-    elif forge == "forged signature":
-        target.write_bytes(MAGIC + b"0" * 64 + b"\n" + evil)
+    elif forge == "forged signature":  # a header that looks valid, in front of a pickle
+        target.write_bytes(MAGIC + b"pickle " + b"0" * 64 + b"\n" + evil)
+    elif forge == "kind switched":  # the entry's own signature, its kind changed to pickle
+        header, _, _ = target.read_bytes().partition(b"\n" + b"PK")
+        target.write_bytes(header.replace(b"skops ", b"pickle ", 1) + b"\n" + evil)
     elif forge == "truncated":
         target.write_bytes(target.read_bytes()[:-100])
     elif forge == "renamed":  # a valid entry of this user, moved to another recipe's name
         target.write_bytes(entries[1].read_bytes())
     else:  # a valid entry signed with someone else's key
         other = ModelCache(tmp_path / "other", key_file=tmp_path / "other.key")
-        digest = target.name.removeprefix("model-").removesuffix(".joblib")
+        digest = target.name.removeprefix("model-").removesuffix(SUFFIX)
         target.write_bytes(other.put(digest, _Payload(marker)).read_bytes())
     with pytest.warns(CacheIntegrityWarning, match=f"{target.name}.*ignored and the model retrained"):
         second = _fit(trainer, pool, cache_dir)
@@ -175,3 +185,84 @@ def test_a_recipe_that_cannot_be_keyed_is_refused_saying_so(pool, tmp_path, monk
         for _ in range(100):
             nested = [nested]
         fingerprint(nested)
+
+
+# ---------------------------------------------------------------------------- formats
+def _entry(path):
+    """(kind, payload) of a cache entry."""
+    blob = path.read_bytes()
+    assert blob.startswith(MAGIC)
+    line, _, payload = blob[len(MAGIC):].partition(b"\n")
+    return line.split(b" ")[0].decode(), payload
+
+
+def test_a_cached_sklearn_model_is_stored_as_skops_and_loads_back_identically(pool, tmp_path):
+    from mlpentest.supplychain.safe import detect_format
+
+    log = tmp_path / "calls"
+    first = _fit(_counting(log), pool, tmp_path / "cache")
+    entries = sorted((tmp_path / "cache").iterdir())
+    for entry in entries:
+        kind, payload = _entry(entry)
+        assert kind == "skops" and detect_format(payload) == "skops"
+        with zipfile.ZipFile(io.BytesIO(payload)) as archive:  # no pickle inside the skops archive
+            assert not any(name.endswith((".pkl", ".pickle")) for name in archive.namelist())
+    second = _fit(_counting(log), pool, tmp_path / "cache")
+    assert log.read_text() == "xx"  # the second run loaded both models from the cache
+    for a, b in zip(first.models_, second.models_, strict=True):
+        np.testing.assert_array_equal(a.estimator.coef_, b.estimator.coef_)
+    np.testing.assert_array_equal(first.predict_proba(pool[0]), second.predict_proba(pool[0]))
+
+
+def test_a_cached_torch_cnn_is_stored_as_safetensors_weights(pool, tmp_path):
+    pytest.importorskip("torch")
+    from mlpentest.experiments.nets import CNNTrainer
+    from mlpentest.supplychain.safe import detect_format
+
+    X, y = pool
+    trainer = CNNTrainer((8, 8), 10, epochs=1, min_steps=4, batch_size=64)
+    refs = ReferenceModels(trainer, n_models=2, random_state=0, cache_dir=str(tmp_path / "cache")).fit(X, y)
+    entries = sorted((tmp_path / "cache").iterdir())
+    assert len(entries) == 2
+    for entry in entries:
+        kind, payload = _entry(entry)
+        assert kind == "safetensors" and detect_format(payload) == "safetensors"
+    written = [entry.stat().st_mtime_ns for entry in entries]
+    again = ReferenceModels(trainer, n_models=2, random_state=0, cache_dir=str(tmp_path / "cache")).fit(X, y)
+    assert [entry.stat().st_mtime_ns for entry in entries] == written  # loaded, not retrained and rewritten
+    np.testing.assert_array_equal(refs.predict_proba(X[:20]), again.predict_proba(X[:20]))
+    # without a way to rebuild the network, a torch model of a local class is not cached at all
+    plain = ModelCache(tmp_path / "plain")
+    with pytest.warns(UserWarning, match="cannot be stored.*rebuild"):
+        assert plain.put("abc", refs.models_[0]) is None
+    assert plain.get("abc") is None
+    # and a cache given weights but no rebuild() refuses them rather than guessing
+    with pytest.warns(CacheIntegrityWarning, match="no rebuild"):
+        assert ModelCache(tmp_path / "cache").get(entries[0].name[6:-len(SUFFIX)]) is None
+
+
+def test_entries_of_the_previous_format_are_never_loaded(pool, tmp_path):
+    cache_dir, log, marker = tmp_path / "cache", tmp_path / "calls", tmp_path / "marker"
+    first = _fit(_counting(log), pool, cache_dir)
+    key = load_key()
+    for entry in sorted(cache_dir.iterdir()):
+        digest = entry.name.removeprefix("model-").removesuffix(SUFFIX)
+        buffer = io.BytesIO()
+        joblib.dump(_Payload(marker), buffer)
+        payload = buffer.getvalue()
+        # signed exactly as the previous version did, with this user's own key: still never unpickled
+        mac = hmac.new(key, digest.encode() + b"\0" + payload, hashlib.sha256).hexdigest().encode()
+        entry.unlink()
+        (cache_dir / f"model-{digest}.joblib").write_bytes(LEGACY_MAGIC + mac + b"\n" + payload)
+    with pytest.warns(CacheIntegrityWarning, match=r"\.joblib is in the previous cache format") as caught:
+        second = _fit(_counting(log), pool, cache_dir)
+    assert len([w for w in caught if w.category is CacheIntegrityWarning]) == 2
+    assert not marker.exists() and log.read_text() == "xxxx"  # both retrained
+    np.testing.assert_array_equal(first.predict_proba(pool[0]), second.predict_proba(pool[0]))
+    assert sorted(p.suffix for p in cache_dir.iterdir()) == [SUFFIX, SUFFIX]  # the old files are replaced
+    # an old-format file at the new name is refused too
+    target = sorted(cache_dir.iterdir())[0]
+    target.write_bytes(LEGACY_MAGIC + b"0" * 64 + b"\n" + pickle.dumps(_Payload(marker)))
+    with pytest.warns(CacheIntegrityWarning, match="not a signed mlpentest cache entry of the previous"):
+        _fit(_counting(log), pool, cache_dir)
+    assert not marker.exists()

@@ -10,11 +10,14 @@ def test_help_lists_every_subcommand(capsys):
         main(["--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    for command in ("attacks", "datasets", "demo", "reproduce"):
+    for command in ("attacks", "datasets", "demo", "reproduce", "scan", "tamper", "keygen", "sign", "verify"):
         assert command in out
 
 
-@pytest.mark.parametrize("command", ["attacks", "datasets", "demo", "reproduce"])
+@pytest.mark.parametrize(
+    "command",
+    ["attacks", "datasets", "demo", "reproduce", "scan", "tamper", "convert", "keygen", "sign", "verify"],
+)
 def test_every_subcommand_is_documented(command, capsys):
     with pytest.raises(SystemExit) as exc:
         main([command, "--help"])
