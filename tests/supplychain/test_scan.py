@@ -141,7 +141,7 @@ def test_extension_codes_and_build_on_an_import_are_reported() -> None:
     ("builtins", "compile"), ("runpy", "run_path"), ("runpy", "_run_code"), ("timeit", "timeit"),
     ("cProfile", "run"), ("profile", "run"), ("pdb", "run"), ("bdb", "Bdb"), ("trace", "Trace"),
     ("code", "InteractiveInterpreter"), ("importlib", "import_module"), ("pty", "spawn"),
-    ("functools", "partial"), ("operator", "methodcaller"), ("operator", "attrgetter"), ("pickle", "loads"),
+    ("operator", "methodcaller"), ("operator", "attrgetter"), ("pickle", "loads"),
     ("marshal", "loads"), ("types", "FunctionType"), ("numpy", "load"), ("numpy.testing", "assert_"),
     ("torch", "load"), ("torch.storage", "_load_from_bytes"), ("torch.jit", "load"), ("joblib", "load"),
     ("ctypes", "CDLL"), ("webbrowser", "open"), ("shutil", "rmtree"), ("sklearn.base", "os"),
@@ -647,3 +647,269 @@ def test_importing_the_scanner_does_not_import_torch() -> None:
             "print('torch' in sys.modules, 'sklearn' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.split() == ["False", "False"]
+
+
+# -- red-team regressions: polyglots, numpy dtype states, re-exports, monkeypatching, bombs ---------------
+def _p0_payload(cmd: str = "true") -> bytes:
+    """Protocol-0 ``posix.system(cmd)`` without STOP."""
+    return b"cposix\nsystem\n(S'" + cmd.encode() + b"'\ntR"
+
+
+def _u4(text: str) -> bytes:
+    data = text.encode()
+    return b"X" + len(data).to_bytes(4, "little") + data
+
+
+def _tar_header_pickle(cmd: str = "true") -> bytes:
+    """A valid ustar archive whose header (the name field on) is a whole pickle: pickle.load runs it."""
+    p = b"\x80\x02" + _p0_payload(cmd) + b"."
+    h = bytearray(512)
+    h[:len(p)] = p
+    h[100:108], h[108:116], h[116:124] = b"0000644\0", b"0000000\0", b"0000000\0"
+    h[124:136], h[136:148], h[156:157] = b"00000000000\0", b"00000000000\0", b"0"
+    h[257:263], h[263:265] = b"ustar\0", b"00"
+    h[148:156] = b" " * 8
+    h[148:156] = b"%06o\0 " % sum(h)
+    return bytes(h) + b"\0" * 1024
+
+
+def test_b1_tar_header_hiding_a_pickle_is_walked_as_pickle_too() -> None:
+    from mlpentest.supplychain.safe import detect_format
+
+    data = _tar_header_pickle()
+    assert tarfile.open(fileobj=io.BytesIO(data)).getmembers()  # a real tar
+    assert pickle.DEFAULT_PROTOCOL and data[:2] == b"\x80\x02"
+    result = scan_bytes(data)
+    _assert_os_system(result)
+    assert {"tar", "pickle-polyglot"} <= set(result.formats)
+    _assert_os_system(scan_bytes(gzip.compress(data)))  # nested, non-seekable: the front is walked too
+    assert detect_format(data) == "pickle"  # safe.load scans it as the pickle it is (and refuses it)
+
+
+def test_b1_benign_tars_with_opcode_like_names_stay_clean() -> None:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, body in (("config.json", b'{"a": 1}\n'), ("cls\nx", b"plain text\n"),
+                           ("Vocab.txt", b"a\nb\n"), ("model.pkl", pickle.dumps({"w": [1.0, 2.0]}))):
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    result = scan_bytes(buf.getvalue())
+    assert result.verdict == "clean", (result.findings, result.errors)
+
+
+def _st_pickle_polyglot(header: dict | None, data: bytes, first: bytes = b"S'\0\0\0\0\0\0") -> bytes:
+    import json
+
+    n = int.from_bytes(first, "little")
+    text = json.dumps(header if header is not None else {}).encode()
+    assert len(text) <= n
+    return first + text.ljust(n, b" ") + data
+
+
+def test_b2_pickle_swallowing_a_safetensors_header_is_flagged() -> None:
+    from mlpentest.supplychain.safe import detect_format
+
+    # the red team's file: an empty header, then the pickle's tail in the "data"
+    data = _st_pickle_polyglot(None, b"'\n0" + _p0_payload() + b".")
+    _assert_os_system(scan_bytes(data))
+    # a strictly valid safetensors file (one U8 tensor covering the data) that is also a pickle
+    tail = b"'\n0" + _p0_payload() + b"."
+    header = {"t": {"dtype": "U8", "shape": [len(tail)], "data_offsets": [0, len(tail)]}}
+    strict = _st_pickle_polyglot(header, tail)
+    result = scan_bytes(strict)
+    _assert_os_system(result)
+    assert "safetensors" in result.formats and not result.errors
+    assert detect_format(strict) == "pickle"
+    # a header longer than the walker's line window, inside gzip (the stream is spooled to be walked)
+    long_first = b"S'\x01\0\0\0\0\0"
+    big = _st_pickle_polyglot(None, b"'\n0" + _p0_payload() + b".", first=long_first)
+    assert int.from_bytes(long_first, "little") > 1 << 16
+    _assert_os_system(scan_bytes(big))
+    _assert_os_system(scan_bytes(gzip.compress(big)))
+
+
+def test_b2_safetensors_must_cover_its_data_exactly() -> None:
+    from safetensors.numpy import save
+
+    good = save({"a": np.arange(6, dtype=np.float32), "b": np.ones((2, 2))})
+    assert scan_bytes(good).verdict == "clean"
+    trailing = scan_bytes(good + b"\0" * 16)  # bytes no tensor owns: where a pickle could hide
+    assert trailing.verdict == "unreadable" and "data end" in " ".join(trailing.errors)
+
+
+def _joblib_wrapper(descr: bytes, count: int, state: bytes = b"") -> bytes:
+    return (b"\x80\x04cjoblib.numpy_pickle\nNumpyArrayWrapper\n)\x81}(" + _u4("subclass")
+            + b"cnumpy\nndarray\n" + _u4("shape") + b"K" + bytes([count]) + b"\x85" + _u4("order") + _u4("C")
+            + _u4("dtype")
+            + b"cnumpy\ndtype\n" + _u4(descr.decode()) + b"\x89\x88\x87R" + state + _u4("allow_mmap")
+            + b"\x88ub")
+
+
+@pytest.mark.parametrize(("descr", "itemsize"), [("float64", 8), ("complex128", 16), ("int8", 1)])
+def test_b3_joblib_array_length_comes_from_numpy_not_from_digits(descr: str, itemsize: int) -> None:
+    count = 16
+    payload = _p0_payload() + b"0"
+    head = _joblib_wrapper(descr.encode(), count)
+    # joblib reads count*itemsize bytes, then unpickles the rest: the payload must be walked
+    data = head + b"\0" * (count * itemsize) + payload + b"N" * 200 + b"."
+    _assert_os_system(scan_bytes(data))
+    benign = head + b"\0" * (count * itemsize) + b"."
+    assert scan_bytes(benign).verdict == "clean"
+
+
+def test_b3_object_dtype_spelled_with_byte_order_holds_a_pickle() -> None:
+    count = 16
+    inner = b"\x80\x04" + _p0_payload() + b"0N."
+    data = _joblib_wrapper(b"|O8", count) + inner + b"."
+    _assert_os_system(scan_bytes(data))
+
+
+def test_b3_joblib_state_elsize_that_numpy_ignores_is_flagged() -> None:
+    # BUILD state claiming 16-byte items for float64: numpy keeps 8, the scanner must not skip 16
+    state = b"(K\x03" + _u4("<") + b"NNNJ\x10\x00\x00\x00J\x08\x00\x00\x00K\x00tb"
+    data = _joblib_wrapper(b"f8", 2, state) + b"\0" * 16 + _p0_payload() + b"0" + b"N" * 30 + b"."
+    result = scan_bytes(data)
+    assert result.verdict == "suspicious"
+    assert "numpy.dtype" in _targets(result) or "posix.system" in _targets(result)
+
+
+def test_b5_dtype_state_clearing_object_flags_is_flagged() -> None:
+    dt = (b"cnumpy\ndtype\n" + _u4("O8") + b"\x89\x88\x87R(K\x03" + _u4("|")
+          + b"NNNJ\x08\x00\x00\x00J\x08\x00\x00\x00K\x00tb")
+    arr = b"cnumpy._core.numeric\n_frombuffer\n(C\x08" + b"A" * 8 + dt + b"K\x01\x85" + _u4("C") + b"tR"
+    data = b"\x80\x04cbuiltins\nlist\n(" + arr + b"tR."
+    result = scan_bytes(data)
+    assert result.verdict == "suspicious"
+    assert any(f.target == "numpy.dtype" and f.opcode == "BUILD" for f in result.findings)
+    # the real states numpy writes stay clean (object, unicode, structured, datetime dtypes)
+    tree_dtype = np.dtype([("a", "<i8"), ("b", "<f8"), ("c", "u1")], align=False)
+    for obj in (np.array([1, "x", None], dtype=object), np.array(["ab", "c"]), np.zeros(3, tree_dtype),
+                np.zeros(2, np.dtype([("x", "<f4", (2,))])), np.array(["2020-01-01"], dtype="M8[ns]")):
+        for protocol in (2, 5):
+            clean = scan_bytes(pickle.dumps(obj, protocol=protocol))
+            assert clean.verdict == "clean", (obj.dtype, clean.findings)
+
+
+@pytest.mark.parametrize("target", [
+    "sklearn.callback._transport.Client", "sklearn.callback._transport.Listener",
+    "sklearn.callback._progressbar.Thread", "sklearn.metrics.pairwise.np", "sklearn.metrics.pairwise.partial",
+    "sklearn.metrics._classification.warnings", "sklearn.feature_selection._univariate_selection.stats",
+    "torch.nn.modules.linear.F", "sklearn.tree._tree.NODE_DTYPE", "sklearn.utils.discovery.Path",
+    "sklearn.tree._export.StringIO", "sklearn.utils.validation.Parameter", "torch._utils._set_obj_state",
+    "sklearn.somewhere.Popen", "sklearn.base.Thread",
+])
+def test_b4_b6_re_exports_and_module_objects_are_not_allowed(target: str) -> None:
+    assert judge(target) is not None
+    module, name = target.rsplit(".", 1)
+    result = scan_bytes(b"\x80\x02" + _global(module, name) + b")R.")
+    assert result.verdict == "suspicious" and target in _targets(result)
+
+
+def test_b4_metric_functions_by_exact_name_stay_allowed() -> None:
+    for target in ("sklearn.metrics._regression.r2_score", "sklearn.feature_selection._univariate_selection"
+                   ".f_classif", "sklearn.metrics.pairwise.rbf_kernel", "sklearn.svm._classes.SVC"):
+        assert judge(target) is None, target
+
+
+def test_b6_monkeypatching_through_set_obj_state_build_and_setitem_is_flagged() -> None:
+    patch = (b"\x80\x04\x8c\x0ctorch._utils\x8c\x0e_set_obj_state\x93\x8c\x18sklearn.metrics.pairwise"
+             b"\x8c\x02np\x93}\x8c\x04load\x8c\x08builtins\x8c\x03str\x93s\x86R.")
+    assert scan_bytes(patch).verdict == "suspicious"
+    # BUILD on a class computed by builtins.type, and SETITEM into an imported object
+    build_type = (b"\x80\x02cbuiltins\ntype\ncsklearn.base\nBaseEstimator\n)\x81\x85R}" + _unicode("x")
+                  + b"Nsb.")
+    assert "builtins.type" in _targets(scan_bytes(build_type))
+    setitem = b"\x80\x02ccollections\nOrderedDict\n" + _unicode("k") + b"Ns."
+    assert scan_bytes(setitem).verdict == "suspicious"
+    # pickle's own spelling of type(None) stays clean
+    assert scan_bytes(pickle.dumps(type(None), protocol=2)).verdict == "clean"
+
+
+def test_names_with_nul_or_odd_characters_are_never_allowed() -> None:
+    # CPython's GLOBAL resolves "os\0x" to os: a name with a NUL must not pass as anything allowed
+    for module in (b"os\0x", b"sklearn.base\0", b"sklearn.base x"):
+        data = b"c" + module + b"\nBaseEstimator\n)R."
+        assert scan_bytes(data).verdict == "suspicious", module
+
+
+def test_a_string_line_longer_than_the_line_window_is_skipped_not_fatal() -> None:
+    data = b"S'" + b"a" * (200 << 10) + b"'\n0" + _p0_payload() + b"."
+    _assert_os_system(scan_bytes(data))
+
+
+def _zip_shared_member(n_entries: int, body: bytes) -> bytes:
+    comp = zlib.compressobj(9, zlib.DEFLATED, -15)
+    packed = comp.compress(body) + comp.flush()
+    name, crc = b"a.pkl", zlib.crc32(body)
+    local = b"PK\x03\x04" + struct.pack("<HHHHHIIIHH", 20, 0, 8, 0, 0, crc, len(packed), len(body),
+                                         len(name), 0)
+    central = b"".join(b"PK\x01\x02" + struct.pack("<HHHHHHIIIHHHHHII", 20, 20, 0, 8, 0, 0, crc, len(packed),
+                                                   len(body), len(name), 0, 0, 0, 0, 0, 0) + name
+                       for _ in range(n_entries))
+    end = b"PK\x05\x06" + struct.pack("<HHHHIIH", 0, 0, n_entries, n_entries, len(central),
+                                      len(local) + len(name) + len(packed), 0)
+    return local + name + packed + central + end
+
+
+def test_zip_entries_sharing_one_member_are_read_once_and_work_is_bounded() -> None:
+    evil = _zip_shared_member(50, pickle.dumps(Evil(), protocol=2))
+    result = scan_bytes(evil)
+    _assert_os_system(result)
+    assert len([f for f in result.findings if f.opcode == "REDUCE"]) == 1
+    bomb = _zip_shared_member(3, b"\x80\x04" + b"N0" * 4_000_000 + b"N.")
+    assert len(bomb) < 20_000
+    start = time.perf_counter()
+    result = scan_bytes(bomb)
+    assert result.verdict == "unreadable" and "work cap" in " ".join(result.errors)
+    assert time.perf_counter() - start < 15
+
+
+def test_decompression_ratio_and_json_caps_make_bombs_unreadable_fast() -> None:
+    raw = b"\x80\x04\x8e" + (8 << 30).to_bytes(8, "little")
+    comp = bz2.BZ2Compressor(9)
+    parts = [comp.compress(raw)] + [comp.compress(b"\0" * (1 << 24)) for _ in range(24)] + [comp.flush()]
+    data = b"".join(parts)
+    start = time.perf_counter()
+    result = scan_bytes(data)
+    assert result.verdict == "unreadable" and "decompression cap" in result.errors[0]
+    assert time.perf_counter() - start < 15
+    big_json = gzip.compress(b"[" + b"0," * (9 << 20) + b"0]", 1)
+    result = scan_bytes(big_json)
+    assert result.verdict == "unreadable"
+
+
+def test_zip64_record_with_impossible_offsets_gets_a_verdict_not_an_internal_error() -> None:
+    body = _zip([("a.pkl", pickle.dumps(Evil(), protocol=2))], zipfile.ZIP_STORED)
+    at = body.rfind(b"PK\x05\x06")
+    z64 = b"PK\x06\x06" + struct.pack("<QHHIIQQQQ", 44, 45, 45, 0, 0, 1, 1, 1 << 62, (1 << 63) + 5)
+    locator = b"PK\x06\x07" + struct.pack("<IQI", 0, at, 1)
+    data = body[:at] + z64 + locator + body[at:]
+    result = scan_bytes(data)
+    assert not any("internal error" in e for e in result.errors), result.errors
+    _assert_os_system(result)
+
+
+def test_partial_is_allowed_only_around_an_allowed_function() -> None:
+    import functools
+
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 5))
+    X[:, 4] = rng.integers(0, 4, 120)
+    # stores functools.partial(check_array, ...): a benign scikit-learn file must stay clean
+    model = HistGradientBoostingRegressor(categorical_features=[4], max_iter=3).fit(X, rng.normal(size=120))
+    assert scan_bytes(pickle.dumps(model, protocol=4)).verdict == "clean"
+
+    result = scan_bytes(pickle.dumps(functools.partial(os.system, "true"), protocol=4))
+    assert result.verdict == "suspicious"
+    critical = {f.target for f in result.findings if f.severity == "critical"}
+    assert critical >= {"posix.system", "functools.partial"}
+    # the REDUCE wraps an allowed function, but the BUILD state swaps in a computed callable
+    data = (b"\x80\x04" + _unicode("functools") + _unicode("partial") + b"\x93"
+            + _unicode("sklearn.utils.validation") + _unicode("check_array") + b"\x93\x85R"
+            + b"(" + _unicode("builtins") + _unicode("str") + b"\x93)R)}Nt" + b"b.")
+    result = scan_bytes(data)
+    assert result.verdict == "suspicious"
+    assert any(f.target == "functools.partial" and f.opcode == "BUILD" for f in result.findings)
