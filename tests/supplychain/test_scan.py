@@ -913,3 +913,85 @@ def test_partial_is_allowed_only_around_an_allowed_function() -> None:
     result = scan_bytes(data)
     assert result.verdict == "suspicious"
     assert any(f.target == "functools.partial" and f.opcode == "BUILD" for f in result.findings)
+
+
+# -- second red-team round: calls routed through allowed helpers --------------------------------------
+def _u4(text: str) -> bytes:
+    data = text.encode()
+    return b"X" + len(data).to_bytes(4, "little") + data
+
+
+def test_dtype_state_trick_through_copyreg_newobj_is_found() -> None:
+    # copyreg.__newobj__(numpy.dtype, 'O8', ...) is numpy.dtype(...): its BUILD state is checked the same way
+    dtype = (b"ccopyreg\n__newobj__\n(cnumpy\ndtype\n" + _u4("O8") + b"\x89\x88tR"
+             b"(K\x03" + _u4("|") + b"NNNJ\x08\0\0\0J\x08\0\0\0K\x00tb")
+    data = (b"\x80\x04cbuiltins\nlist\n(cnumpy._core.numeric\n_frombuffer\n(C\x08AAAAAAAA"
+            + dtype + b"K\x01\x85" + _u4("C") + b"tRtR.")
+    result = scan_bytes(data)
+    assert result.verdict == "suspicious"
+    assert any(f.target == "numpy.dtype" and f.opcode == "BUILD" for f in result.findings)
+
+
+def test_rebuild_from_type_only_as_torch_writes_it() -> None:
+    # type(Identity()) patched through _rebuild_from_type_v2's state: every later Identity runs relu
+    patch = (b"\x80\x04ctorch._tensor\n_rebuild_from_type_v2\n(cbuiltins\ntype\ncbuiltins\ntype\n"
+             b"ctorch.nn.modules.linear\nIdentity\n)\x81\x85}" + _u4("forward") + b"ctorch\nrelu\nstR.")
+    result = scan_bytes(patch)
+    assert result.verdict == "suspicious"
+    assert any(f.target == "torch._tensor._rebuild_from_type_v2" and f.severity == "critical"
+               for f in result.findings)
+
+
+def test_torch_tensor_with_attributes_and_allowed_subclass_stay_clean() -> None:
+    torch = pytest.importorskip("torch")
+    tensor = torch.ones(3)
+    tensor.note = "calibrated"  # saved through _rebuild_from_type_v2 with a state
+    assert scan_bytes(_torch_bytes({"t": tensor})).verdict == "clean"
+    assert scan_bytes(_torch_bytes({"t": tensor}, zip_format=False)).verdict == "clean"
+
+
+def _skops_with(root: dict, files: dict[str, bytes]) -> bytes:
+    import json
+
+    schema = dict(root, protocol=2, _skops_version="0.16.0")
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for name, content in files.items():
+            archive.writestr(name, content)
+        archive.writestr("schema.json", json.dumps(schema))
+    return out.getvalue()
+
+
+def test_skops_schema_calling_pickle_machinery_is_flagged() -> None:
+    import itertools
+    import json
+
+    ids = itertools.count(1000)
+
+    def node(cls: str, module: str, loader: str, **kw: object) -> dict:
+        return {"__class__": cls, "__module__": module, "__loader__": loader, **kw, "__id__": next(ids)}
+
+    def tup(*items: dict) -> dict:
+        return node("tuple", "builtins", "TupleNode", content=list(items))
+
+    def js(value: object) -> dict:
+        return node("str", "builtins", "JsonNode", content=json.dumps(value), is_json=True)
+
+    dtype = node("_rebuild_from_type_v2", "torch._tensor", "ConstructorFromReduceNode", content=tup(
+        node("__newobj__", "copyreg", "FunctionNode"), node("ObjectDType", "numpy.dtypes", "TypeNode"),
+        tup(node("dtype", "numpy", "TypeNode"), js("O8"), js(False), js(True)),
+        tup(js(3), js("|"), js(None), js(None), js(None), js(8), js(8), js(0))))
+    array = node("_frombuffer", "numpy._core.numeric", "ConstructorFromReduceNode", content=tup(
+        node("bytes", "builtins", "BytesNode", file="a.bin"), dtype, tup(js(1)), js("C")))
+    data = _skops_with(node("list", "builtins", "ConstructorFromReduceNode", content=tup(array)),
+                       {"a.bin": b"A" * 8})
+    result = scan_bytes(data)
+    assert result.verdict == "suspicious"
+    assert {"copyreg.__newobj__", "numpy._core.numeric._frombuffer",
+            "torch._tensor._rebuild_from_type_v2"} <= {f.target for f in result.findings}
+
+    from mlpentest.errors import UnsafeArtifactError
+    from mlpentest.supplychain import safe
+
+    with pytest.raises(UnsafeArtifactError, match="_rebuild_from_type_v2"):
+        safe.loads(data)
