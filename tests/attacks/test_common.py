@@ -30,7 +30,7 @@ from mlpentest.attacks.evasion import EvasionResult
 from mlpentest.attacks.extraction import ExtractionResult
 from mlpentest.attacks.inversion import AttributeInferenceResult, InversionResult
 from mlpentest.attacks.membership import MembershipResult, MembershipSignals, ReferenceModels, collect_signals
-from mlpentest.attacks.poisoning import PoisoningResult
+from mlpentest.attacks.poisoning import BackdoorResult, PoisoningResult
 from mlpentest.errors import CapabilityError, InvalidInputError, InvalidParameterError
 from mlpentest.models import wrap
 from mlpentest.results import Result, figure_of
@@ -70,6 +70,11 @@ SETTINGS = {
                     "random_state": 0}],
     "path-finding": [{"random_state": 0},
                      {"eps": 1e-3, "categorical": {36: [0.0, 0.5, 1.0]}, "random_state": 0}],
+    "badnets": [{"target_class": 1, "fraction": 0.1, "random_state": 0},
+                {"target_class": 0, "trigger": "blend", "alpha": 0.3, "image_shape": (8, 8),
+                 "random_state": 0},
+                {"target_class": None, "mode": "all-to-all", "fraction": 0.2, "random_state": 0},
+                {"target_class": 1, "features": [0, 9, 63], "pattern": [1.0, 0.0, 1.0], "random_state": 0}],
     "attribute-inference": [
         {"attribute": 20, "values": [0.0, 0.5, 1.0], "prior": "uniform", "random_state": 0},
         {"attribute": 20, "values": [0.0, 0.5, 1.0], "prior": [0.5, 0.3, 0.2], "output": "label",
@@ -80,7 +85,7 @@ CASES = [(name, settings) for name in REGISTRY for settings in SETTINGS.get(name
 IDS = [f"{name}-{i}" for name in REGISTRY for i in range(len(SETTINGS.get(name, [{}])))]
 RESULT_TYPES = {"membership": MembershipResult, "evasion": EvasionResult, "poisoning": PoisoningResult,
                 "inversion": InversionResult, "attribute-inference": AttributeInferenceResult,
-                "extraction": ExtractionResult}
+                "extraction": ExtractionResult, "backdoor": BackdoorResult}
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +135,8 @@ class Case:
             self.inputs, self.args = (model,), (test.X, test.y)
         elif self.family == "inversion":  # the model and unlabelled auxiliary data; run() inverts all
             self.inputs, self.args = (model, valid.X), ()
+        elif self.family == "backdoor":  # no model: the training set to poison
+            self.inputs, self.args = (), (train.X, train.y)
         elif self.family == "extraction":  # the victim; a query pool; held-out points to score the copy
             self.inputs, self.args = (model,), (valid.X,)
             self.kwargs = {"X_test": test.X, "y_test": test.y}
@@ -148,6 +155,11 @@ class Case:
 @pytest.fixture(params=CASES, ids=IDS)
 def case(request, signals, pair, models):
     return Case(*request.param, signals, pair, models)
+
+
+def case_model(X, y):
+    """A model trained on the (clean) training set, for the checks of a backdoor's ``evaluate``."""
+    return LogisticRegression(max_iter=1000).fit(X, y)
 
 
 def _snapshot(attack):
@@ -251,6 +263,17 @@ def test_input_of_the_wrong_width_is_refused_naming_it(case):
             with pytest.raises(InvalidInputError, match="^X_aux: expected 64 features"):
                 case.info.cls(model, X_aux[:, :10], **case.settings).run()
         return
+    if case.family == "backdoor":  # the trigger fits the training set's width; test inputs must match
+        X, y = case.args
+        result = case.run()
+        with pytest.raises(InvalidInputError, match="^X: expected 64 features"):
+            result.apply_trigger(X[:, :10])
+        with pytest.raises(InvalidInputError, match="^X_test: expected 64 features"):
+            result.evaluate(case_model(X, y), X[:, :10], y)
+        if case.settings.get("image_shape") is not None:
+            with pytest.raises(InvalidInputError, match="^X_train: expected 64 features"):
+                case.run(None, X[:, :10], y)
+        return
     X, y = case.args
     name = "X_valid" if case.family == "poisoning" else "X"
     with pytest.raises(InvalidInputError, match=rf"^{name}: expected 64 features"):
@@ -262,6 +285,12 @@ def test_one_point_in_gives_one_point_out(case):
         pytest.skip("membership attacks score signals, not points")
     if case.family == "extraction":
         pytest.skip("extraction attacks choose their own queries")
+    if case.family == "backdoor":  # one test input in, one triggered input out
+        result, X = case.run(), case.args[0]
+        single, batch = result.apply_trigger(X[0]), result.apply_trigger(X[:1])
+        assert single.shape == (X.shape[1],) and batch.shape == (1, X.shape[1])
+        np.testing.assert_array_equal(single, batch[0])
+        return
     if case.family == "inversion":  # one label in, one reconstruction out
         batch, single = case.run(None, [1]), case.run(None, 1)
         assert single.reconstructions.shape == (64,) and batch.reconstructions.shape == (1, 64)
