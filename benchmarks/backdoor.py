@@ -198,7 +198,10 @@ def run_defences(X, y, X_test, y_test, shape, args, art, rows) -> None:
     truth = result.poison_mask
     X, y = result.X_poisoned, result.y_poisoned
     ours = {"Spectral Signatures": SpectralSignatures(expected_fraction=args.epsilon),
-            "Activation Clustering": ActivationClustering(random_state=args.seed)}
+            "Activation Clustering": ActivationClustering(random_state=args.seed),
+            # Chen et al.'s exclusionary reclassification instead of the size rule (the same clusters)
+            "Activation Clustering (exclusionary)": ActivationClustering(method="exclusionary",
+                                                                         random_state=args.seed)}
     times: dict[str, float] = {}
     found: dict[tuple[str, str], np.ndarray] = {}
     for name, detector in ours.items():
