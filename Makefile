@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 # torch is pinned to the CPU build that lies on the project machines' disk; set TORCH= to skip it.
 TORCH  ?= torch==2.13.0
-EXTRAS ?= dev,torch,dask,tabular,tamper
+EXTRAS ?= dev,torch,dask,tabular,tamper,serve
 
 .PHONY: demo test lint clean
 

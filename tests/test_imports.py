@@ -18,7 +18,7 @@ def test_core_never_imports_torch_or_dask():
         """
         import sys
         import mlpentest, mlpentest.cli, mlpentest.datasets, mlpentest.metrics, mlpentest.report
-        import mlpentest.models, mlpentest.kernels, mlpentest.defenses, mlpentest.parallel
+        import mlpentest.models, mlpentest.kernels, mlpentest.defenses, mlpentest.parallel, mlpentest.serve
         import mlpentest.attacks.membership, mlpentest.attacks.evasion
         import mlpentest.experiments.shokri2017, mlpentest.experiments.biggio2013, mlpentest.experiments.demo
         from sklearn.linear_model import LogisticRegression
@@ -26,7 +26,8 @@ def test_core_never_imports_torch_or_dask():
         X, y = load_digits(return_X_y=True)
         m = mlpentest.models.wrap(LogisticRegression(max_iter=200).fit(X / 16, y))
         m.predict_proba(X[:3] / 16); m.class_gradient(X[:3] / 16, label=1)
-        print(sorted(k for k in sys.modules if k.split(".")[0] in {"torch", "dask", "distributed"}))
+        heavy = {"torch", "dask", "distributed", "fastapi", "uvicorn", "httpx", "starlette"}
+        print(sorted(k for k in sys.modules if k.split(".")[0] in heavy))
         """
     )
     assert out == "[]"
