@@ -1,5 +1,5 @@
 # Two entry points for a newcomer on a fresh machine:
-#   make demo   -> creates .venv, installs mlpentest, runs `mlpentest demo` (writes mlpentest-report/)
+#   make demo   -> creates .venv, installs mlpentest[tamper], runs the tour of every attack (writes mlpentest-report/)
 #   make test   -> creates .venv, installs mlpentest with its test extras, runs pytest
 PYTHON ?= python3
 VENV   ?= .venv
@@ -14,7 +14,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q -e ".[tamper]"
 	touch $@
 
 $(VENV)/.test-installed: pyproject.toml | $(BIN)/python

@@ -60,36 +60,79 @@ def test_datasets_lists_digits(capsys):
     assert "digits" in out and "fashion-mnist" in out and "cifar10" in out
 
 
-def test_demo_writes_report(tmp_path, capsys):
+def _cheap_tour(monkeypatch, *extra):
+    """The demo with its first part only (seconds), plus ``extra`` parts after it."""
+    from mlpentest.experiments import demo
+
+    target = next(p for p in demo.PARTS if p.key == "target")
+    monkeypatch.setattr(demo, "PARTS", (target, *extra))
+    return demo
+
+
+def _raising(exc):
+    def part(ctx):
+        raise exc
+
+    return part
+
+
+def test_demo_writes_report(tmp_path, capsys, monkeypatch):
+    _cheap_tour(monkeypatch)
     out_dir = tmp_path / "report"
-    assert main(["demo", "--seed", "1", "--out", str(out_dir)]) == 0
-    printed = capsys.readouterr().out
-    assert "precision" in printed and "macro avg" in printed
+    assert main(["demo", "--quick", "--seed", "1", "--out", str(out_dir)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("[1/1] the model under attack ... done in ") and "elapsed" in printed[0]
+    assert printed[1].strip().startswith("RBF SVM, 899 training / 898 test digits: accuracy 0.9")
+    assert printed[-1].startswith("report written to ")
     html = (out_dir / "report.html").read_text()
     assert "data:image/png;base64," in html
     data = json.loads((out_dir / "results.json").read_text())
-    report = data["results"][0]
+    assert data["title"] == "mlpentest demo: a tour of the attacks"
+    assert data["results"][0]["type"] == "TourSummary"
+    report = next(r for r in data["results"] if r["section"] == "Target: RBF SVM on held-out digits")
     # an RBF SVM separates digits well; a broken pipeline would not reach this
     assert report["accuracy"] > 0.95
-    assert data["metadata"]["random_state"] == 1
-    attacks = {r["attack"]: r for r in data["results"][2]["results"]}
-    assert "LiRA online" in printed and "RMIA online" in printed
-    # the reference-model attacks beat the loss threshold on the overfit MLP
-    assert attacks["LiRA online"]["auc"] > attacks["loss threshold"]["auc"] > 0.55
-    assert attacks["RMIA online"]["auc"] > attacks["loss threshold"]["auc"]
+    assert data["metadata"]["random_state"] == 1 and data["metadata"]["quick"] is True
 
 
-def test_demo_quiet_prints_only_the_path(tmp_path, capsys):
+def test_demo_quiet_prints_only_the_path(tmp_path, capsys, monkeypatch):
+    _cheap_tour(monkeypatch)
     assert main(["demo", "--quiet", "--out", str(tmp_path / "r.html")]) == 0
     printed = capsys.readouterr().out.strip().splitlines()
     assert len(printed) == 1 and "r.html" in printed[0]
     assert (tmp_path / "r.html").exists() and (tmp_path / "results.json").exists()
 
 
-def test_library_errors_become_one_line(tmp_path, capsys):
-    assert main(["demo", "--dataset", "no-such-set", "--out", str(tmp_path)]) == 1
+def test_demo_ctrl_c_writes_the_report_of_the_finished_parts(tmp_path, capsys, monkeypatch):
+    demo = _cheap_tour(monkeypatch)
+    stop = demo.Part("stop", "a part that is interrupted", "-", _raising(KeyboardInterrupt()))
+    monkeypatch.setattr(demo, "PARTS", (*demo.PARTS, stop))
+    assert main(["demo", "--quick", "--out", str(tmp_path)]) == 130
+    captured = capsys.readouterr()
+    assert "[2/2] a part that is interrupted ... interrupted in" in captured.out
+    assert "mlpentest demo: interrupted; the report of the finished parts is" in captured.err
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert data["metadata"]["interrupted"] == "during part 2/2: a part that is interrupted"
+    assert "Target: RBF SVM on held-out digits" in [r["section"] for r in data["results"]]
+
+
+def test_demo_a_failed_part_still_writes_the_report_and_fails(tmp_path, capsys, monkeypatch):
+    demo = _cheap_tour(monkeypatch)
+    boom = demo.Part("boom", "a part that fails", "-", _raising(RuntimeError("boom")))
+    monkeypatch.setattr(demo, "PARTS", (boom, *demo.PARTS))
+    assert main(["demo", "--quick", "--out", str(tmp_path)]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("mlpentest demo: error:") and "Traceback" not in err
+    assert "mlpentest demo: error: part 'a part that fails' failed: RuntimeError: boom" in err
+    assert "Traceback" not in err
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert [row["status"] for row in data["results"][0]["rows"]] == ["failed", "done"]
+    assert data["metadata"]["failed parts"] == {"a part that fails": "RuntimeError: boom"}
+
+
+def test_library_errors_become_one_line(tmp_path, capsys):
+    assert main(["reproduce", "shokri2017", "--dataset", "no-such-set", "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("mlpentest reproduce: error:") and "Traceback" not in err
     assert "digits" in err  # the message lists the valid names
 
 
