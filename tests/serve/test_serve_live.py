@@ -217,3 +217,32 @@ def test_metrics_count_what_happened(live, digits):
     assert 'mlpentest_rejections_total{reason="invalid_json"}' in text
     assert "mlpentest_request_duration_seconds_bucket" in text
     assert int(text.split('mlpentest_queries_total{client="ip:127.0.0.1"} ')[1].split()[0]) > 100
+
+
+def test_keys_budget_and_rate_limit_of_a_served_process(digits, tmp_path, server_process):
+    """The command line's defences on a real `mlpentest serve` process: 401, 403, 429 with Retry-After."""
+    start_server, stop_server = server_process
+    path = tmp_path / "mlp.skops"
+    safe.save(digits.model, path)
+    keys = tmp_path / "keys"
+    keys.write_text("alice alice-key-0123456789abcdef\nops ops-key-0123456789abcdef admin\n")
+    keys.chmod(0o600)
+    args = ["--api-keys", str(keys), "--query-budget", "40", "--rate-limit", "0.5", "--burst", "1"]
+    proc, url = start_server([str(path), *args])
+    try:
+        alice = {"authorization": "Bearer alice-key-0123456789abcdef"}
+        assert _post(url, json.dumps({"inputs": digits.X_test[:1].tolist()}).encode()).status_code == 401
+        assert httpx.get(f"{url}/metrics", headers=alice, timeout=10).status_code == 403
+        body = json.dumps({"inputs": digits.X_test[:30].tolist()}).encode()
+        assert _post(url, body, **alice).status_code == 200
+        r = _post(url, body, **alice)  # the bucket holds 1 request, refilled every 2 seconds
+        assert r.status_code == 429 and r.json()["code"] == "rate_limited"
+        assert 1 <= int(r.headers["retry-after"]) <= 2
+        time.sleep(2.1)
+        r = _post(url, body, **alice)  # 30 + 30 > 40: the budget refuses, without Retry-After
+        assert r.status_code == 429 and r.json()["code"] == "query_budget_exhausted"
+        assert "retry-after" not in r.headers
+        metrics = httpx.get(f"{url}/metrics", headers={"x-api-key": "ops-key-0123456789abcdef"}, timeout=10)
+        assert 'mlpentest_queries_total{client="alice"} 30' in metrics.text
+    finally:
+        stop_server(proc)
