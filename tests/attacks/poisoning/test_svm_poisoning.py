@@ -42,12 +42,11 @@ def test_seed_call_pattern_and_one_point_raises_linear_error_by_10_points(data):
     Xtr, ytr, Xv, yv = data
     clf = SVC(kernel="linear", **SVMS["linear"]).fit(Xtr, ytr)
     xc = _first_three(data)
-    xc_attacked, log = PoisoningSVM(clf, Xtr, ytr, t=0.5).attack(xc, 1, Xv, yv, num_iterations=200)
+    res = PoisoningSVM(clf, Xtr, ytr, t=0.5).attack(xc, 1, Xv, yv, num_iterations=200)
+    xc_attacked, log = res
     assert xc_attacked.shape == (64,)
     assert xc_attacked.min() >= 0.0 and xc_attacked.max() <= 1.0
-    assert set(log) >= {"validation_loss", "validation_error", "point_index", "alpha"}
-
-    res = PoisoningSVM(clf, Xtr, ytr, t=0.5).attack(xc, 1, Xv, yv, num_iterations=200)
+    assert set(log) >= {"validation_loss", "validation_error", "point_index", "alpha", "warm_start"}
     # measured: 0.5 % -> 15 % validation error with one poison point among 101 training points
     assert res.clean_error <= 0.02
     assert res.poisoned_error - res.clean_error >= 0.10, (res.clean_error, res.poisoned_error)
@@ -196,3 +195,64 @@ def test_none_instead_of_data_is_named(data):
         PoisoningSVM(SVC(kernel="linear"), None, ytr).run(Xv, yv)
     with pytest.raises(InvalidInputError, match="^X_valid: expected an array, got None"):
         PoisoningSVM(SVC(kernel="linear"), Xtr, ytr).run(None, yv)
+
+
+def _both_solvers(clf, Xtr, ytr, Xv, yv, x_init, **kwargs):
+    return [PoisoningSVM(clf, Xtr, ytr, t=0.5, tol=0.0, solver=solver, **kwargs).run(Xv, yv, x_init=x_init,
+                                                                                      labels=1)
+            for solver in ("incremental", "full")]
+
+
+@pytest.mark.parametrize("kernel", ["linear", "rbf", "poly"])
+def test_incremental_solver_finds_the_poison_points_of_full_retraining(data, kernel):
+    """Issue 16: warm-started exact retraining, the same points as libsvm from scratch at every step."""
+    Xtr, ytr, Xv, yv = data
+    clf = SVC(kernel=kernel, **SVMS[kernel]).fit(Xtr, ytr)
+    starts = Xtr[ytr == 0][:2]
+    fast, full = _both_solvers(clf, Xtr, ytr, Xv, yv, starts, max_iter=20)
+    assert fast.log["warm_start"].all() and not full.log["warm_start"].any()
+    assert len(fast.log["validation_loss"]) == 42  # 2 points x (start + 20 steps): nothing stopped early
+    assert np.abs(fast.x_poison - full.x_poison).max() < 1e-6  # measured: < 1e-12
+    np.testing.assert_allclose(fast.log["validation_loss"], full.log["validation_loss"], rtol=1e-9)
+    np.testing.assert_allclose(fast.log["alpha"], full.log["alpha"], rtol=1e-9)
+    assert fast.poisoned_error == full.poisoned_error > fast.clean_error
+    if kernel == "linear":
+        again = PoisoningSVM(clf, Xtr, ytr, t=0.5, tol=0.0, solver="full", max_iter=20).run(
+            Xv, yv, x_init=starts, labels=1)
+        np.testing.assert_array_equal(again.x_poison, full.x_poison)  # the reference is deterministic
+
+
+def test_incremental_solver_on_fashion_mnist_same_point_and_test_error(fashion):
+    """Sandals vs sneakers, 400 training points (784 features): ~170 margin vectors, dozens of pivots."""
+    pair = fashion.pair(5, 7)
+    pools = pair.split({"train": 400, "valid": 200, "test": 500}, random_state=0)
+    (Xtr, ytr), (Xv, yv), (Xte, yte) = ((pools[k].X.astype(np.float64), pools[k].y)
+                                        for k in ("train", "valid", "test"))
+    clf = SVC(kernel="linear", C=10.0).fit(Xtr, ytr)
+    fast, full = _both_solvers(clf, Xtr, ytr, Xv, yv, Xtr[ytr == 0][0], max_iter=20)
+    assert fast.log["warm_start"].all()
+    assert np.abs(fast.x_poison - full.x_poison).max() < 1e-6
+    test_errors = [np.mean(SVC(kernel="linear", C=10.0).fit(r.X_poisoned, r.y_poisoned).predict(Xte) != yte)
+                   for r in (fast, full)]
+    assert test_errors[0] == test_errors[1]
+    assert fast.poisoned_error > fast.clean_error
+
+
+def test_steps_the_warm_start_cannot_solve_are_retrained_from_scratch(data, monkeypatch):
+    from mlpentest.attacks.poisoning import _svm_math
+
+    Xtr, ytr, Xv, yv = data
+    clf = SVC(kernel="rbf", **SVMS["rbf"]).fit(Xtr, ytr)
+    monkeypatch.setattr(_svm_math.WarmRetrain, "_max_pivots", lambda self: 2)
+    fast, full = _both_solvers(clf, Xtr, ytr, Xv, yv, _first_three(data), max_iter=10)
+    warm = fast.log["warm_start"]
+    assert not warm.all() and len(warm) == 11  # some steps needed more than 2 pivots
+    assert np.abs(fast.x_poison - full.x_poison).max() < 1e-6
+    assert fast.poisoned_error == full.poisoned_error
+
+
+@pytest.mark.parametrize("solver", ["fast", "", None, 1])
+def test_unknown_solver_is_refused(data, solver):
+    Xtr, ytr, Xv, yv = data
+    with pytest.raises(InvalidParameterError, match="^solver: expected one of"):
+        PoisoningSVM(SVC(kernel="linear"), Xtr, ytr, solver=solver).attack(_first_three(data), 1, Xv, yv)
