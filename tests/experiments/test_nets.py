@@ -27,3 +27,24 @@ def test_cnn_trainer_handles_colour_images():
     y = np.arange(64) % 3
     model = CNNTrainer((8, 8, 3), 3, epochs=1, min_steps=2)(X, y, seed=1)
     assert model.predict_proba(X[:4]).shape == (4, 3)
+
+
+def test_cnn_trainer_steps_grow_with_the_training_set(monkeypatch):
+    # the rule: max(min_steps, epochs * ceil(n / batch_size)) updates; no fixed floor by default
+    steps = []
+
+    class CountingAdam(torch.optim.Adam):
+        def step(self, *args, **kwargs):
+            steps.append(1)
+            return super().step(*args, **kwargs)
+
+    monkeypatch.setattr(torch.optim, "Adam", CountingAdam)
+    rng = np.random.default_rng(0)
+    for n, expected in ((40, 3), (130, 9)):  # 1 and 3 batches of 64 per epoch, 3 epochs
+        steps.clear()
+        X = rng.random((n, 8 * 8)).astype(np.float32)
+        CNNTrainer((8, 8), 2, epochs=3, threads=1)(X, np.arange(n) % 2, seed=0)
+        assert len(steps) == expected == CNNTrainer((8, 8), 2, epochs=3).n_steps(n)
+    steps.clear()
+    CNNTrainer((8, 8), 2, epochs=1, min_steps=5, threads=1)(X, np.arange(130) % 2, seed=0)
+    assert len(steps) == 5  # the floor, stopping inside the second epoch
