@@ -115,6 +115,21 @@ def test_copycat_needs_labels_only_and_knockoff_refuses_them(setup):
         KnockoffNets(labels, budget=500).run(pool)
 
 
+def test_held_out_data_reaches_the_victim_once(setup):
+    # the fidelity curve and the final score share one answer per held-out point (twice before)
+    victim, pool, test = setup
+    rows = []
+
+    def labels(X):
+        rows.append(len(X))
+        return victim.predict(X)
+
+    model = wrap(labels, input_shape=(784,), n_classes=10, output="labels")
+    result = Copycat(model, budget=250, epochs=2, random_state=0).run(pool, X_test=test.X[:500])
+    assert result.queries == 250 and sum(rows) == 250 + 500
+    assert result.fidelity == result.curve["fidelity"][-1]
+
+
 def test_memory_does_not_grow_with_the_pool_or_the_queries(setup):
     victim, pool, test = setup
     big = np.vstack([pool] * 4)  # float32, used in place

@@ -143,3 +143,21 @@ def test_bad_settings_name_themselves(svm_binary):
                            ({"student": LinearRegression()}, "student"), ({"bounds": None}, "bounds")]:
         with pytest.raises(InvalidParameterError, match=f"^{name}"):
             Retraining(victim, **settings).run()
+
+
+def test_held_out_data_reaches_the_victim_once(digits, svm_binary):
+    # the fidelity curve and the final score share one answer per held-out point: a remote victim's
+    # server counts the evaluator's requests too (twice before)
+    rows = []
+
+    def api(X):
+        rows.append(len(X))
+        return svm_binary.predict(X).astype(int)
+
+    pool, test = digits["pool"].X, digits["test"].X
+    victim = wrap(api, input_shape=(64,), n_classes=2, output="labels")
+    result = Retraining(victim, strategy="uniform", budget=100, rounds=2, random_state=0).run(
+        pool, X_test=test)
+    assert result.queries == 100
+    assert sum(rows) == 100 + len(test)
+    assert result.fidelity == result.curve["fidelity"][-1]
