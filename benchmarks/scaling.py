@@ -26,8 +26,8 @@ time and overheads. Every configuration runs in a fresh client process (clean me
 is warm before it is timed (worker processes started, modules imported; the cost of a cold start is in the
 overhead section); each process and every worker uses one BLAS/OpenMP thread. The machine's load average is
 printed with every row: on a shared machine, compare only rows measured back to back. ``--quick``: 40-epoch
-headline, 5-epoch sweeps at 4 and 64 models, memory only for the pool sizes (about 5 minutes on 2 idle
-cores); the default takes 15-20 minutes. ``--json PATH`` saves everything.
+headline, 5-epoch sweeps at 4 and 64 models, memory only for the pool sizes (about 2 minutes on 2 idle
+cores); the default takes about 5 minutes there (more on a loaded machine). ``--json PATH`` saves everything.
 """
 
 from __future__ import annotations
@@ -553,7 +553,7 @@ def aligned(head: list[str], rows: list[list[str]], *, left: set[int]) -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="smaller runs everywhere (about 3 minutes)")
+    p.add_argument("--quick", action="store_true", help="smaller runs everywhere (a few minutes)")
     p.add_argument("--sections", default="headline,models,pool,overhead",
                    help="comma-separated: headline, models, pool, overhead (default: all)")
     p.add_argument("--repeats", type=int, default=2, help="back-to-back joblib/Dask pairs in the headline")
