@@ -95,6 +95,25 @@ def test_query_budget_becomes_the_clients_budget_and_attacks_stop_cleanly(digits
         assert result.budget_exhausted and result.queries <= 50
 
 
+def test_held_out_scoring_the_servers_budget_refuses_is_named_before_or_noted_after(digits):
+    # scoring on X_test asks the victim too, under the same key: a served budget counts it
+    from sklearn.linear_model import LogisticRegression
+
+    from mlpentest.attacks.extraction import EquationSolving
+
+    victim = LogisticRegression(max_iter=500).fit(digits.X_train, digits.y_train)
+    with running(victim, ServeConfig(query_budget=100)) as url:
+        with pytest.raises(QueryBudgetExceeded) as info:  # before the attack spends anything
+            Retraining(wrap(url), budget=50, random_state=0).run(digits.X_pool, X_test=digits.X_test[:200])
+        assert "X_test: the victim refused to label the 200 held-out points" in "".join(info.value.__notes__)
+        assert wrap(url).query_budget == 100
+        # equation solving scores at the end: the copy it paid for is kept, the refusal is a note
+        result = EquationSolving(wrap(url), random_state=0).run(X_test=digits.X_test[:200])
+        assert result.queries == 65 and not result.budget_exhausted and np.isnan(result.fidelity)
+        assert any(note.startswith("not scored on X_test") for note in result.notes)
+        np.testing.assert_array_equal(result.stolen.predict(digits.X_test), victim.predict(digits.X_test))
+
+
 def test_prada_refuses_an_extraction_stream_and_serves_a_benign_one(digits):
     config = ServeConfig(
         prada_delta=0.9, api_keys=ApiKeys.from_mapping({ALICE: "alice", OPS: ("ops", "admin")})

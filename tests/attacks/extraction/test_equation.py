@@ -19,7 +19,7 @@ from sklearn.neural_network import MLPClassifier
 from mlpentest import datasets
 from mlpentest.attacks.extraction import EquationSolving, ExtractionResult
 from mlpentest.defenses import ConfidenceMasking
-from mlpentest.errors import CapabilityError, InvalidParameterError
+from mlpentest.errors import CapabilityError, InvalidInputError, InvalidParameterError
 from mlpentest.models import wrap
 
 
@@ -134,3 +134,12 @@ def test_bad_settings_name_themselves(binary):
         EquationSolving(binary, hidden=0).run()
     with pytest.raises(InvalidParameterError, match="verify"):
         EquationSolving(binary, verify=-1).run()
+
+
+def test_bad_held_out_data_is_refused_before_any_query(digits, binary):
+    victim = api(binary)
+    with pytest.raises(InvalidInputError, match="X_test"):
+        EquationSolving(victim, random_state=0).run(X_test=digits["test"].X[:, :10])
+    with pytest.raises(InvalidInputError, match="y_test"):
+        EquationSolving(victim, random_state=0).run(X_test=digits["test"].X, y_test=digits["test"].y[:5])
+    assert victim.queries == 0  # (the checks ran after the queries before)
