@@ -280,6 +280,28 @@ def test_input_of_the_wrong_width_is_refused_naming_it(case):
         case.run(None, X[:, :10], y)
 
 
+def test_bad_input_is_refused_before_any_query_is_spent(case):
+    """A typo in the last argument must not cost a budget: every input is checked before the first query."""
+    if case.family not in ("extraction", "evasion", "attribute-inference", "inversion"):
+        pytest.skip("membership (signals), backdoor (no model), poisoning (the model is retrained)")
+    victim = wrap(case.inputs[0])
+    attack = case.info.cls(victim, *case.inputs[1:], **case.settings)
+    if case.family == "inversion":
+        with pytest.raises(InvalidInputError, match="^class_means"):
+            case.run(attack, class_means=case.inputs[1][:2, :10])
+    elif case.family == "extraction":
+        X_test, y_test = case.kwargs["X_test"], case.kwargs["y_test"]
+        bad = [({"X_test": X_test[:, :10]}, "X_test"), ({"X_test": X_test, "y_test": y_test[:3]}, "y_test")]
+        for kwargs, name in bad:
+            with pytest.raises(InvalidInputError, match=rf"^{name}"):
+                case.run(attack, **kwargs)
+    else:
+        X, y = case.args
+        with pytest.raises(InvalidInputError, match=r"^y"):
+            case.run(attack, X, y[:3])
+    assert victim.queries == 0
+
+
 def test_one_point_in_gives_one_point_out(case):
     if case.family == "membership":
         pytest.skip("membership attacks score signals, not points")
