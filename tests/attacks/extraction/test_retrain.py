@@ -161,3 +161,14 @@ def test_held_out_data_reaches_the_victim_once(digits, svm_binary):
     assert result.queries == 100
     assert sum(rows) == 100 + len(test)
     assert result.fidelity == result.curve["fidelity"][-1]
+
+
+def test_scoring_is_not_charged_to_a_budget_inside_a_defence(digits, svm_binary):
+    # the budget sits on the model inside LabelsOnly: the held-out set is the evaluator's, not the attacker's
+    from mlpentest.defenses import LabelsOnly
+
+    inner = wrap(svm_binary, query_budget=100)
+    result = Retraining(LabelsOnly(inner), budget=80, rounds=2, random_state=0).run(
+        digits["pool"].X, X_test=digits["test"].X)
+    assert result.queries == inner.queries == 80 and not result.budget_exhausted
+    assert result.fidelity > 0.8
