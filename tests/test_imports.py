@@ -47,3 +47,27 @@ def test_torch_model_imports_torch_only_when_used():
         """
     )
     assert out == "(2, 3)"
+
+
+def test_an_installed_but_broken_extra_is_named_as_such():
+    # fickling 0.1.12 imports typing_extensions without declaring it: `make demo` (only the tamper extra)
+    # said "fickling is not installed" although it was; the message now tells the two apart
+    pytest.importorskip("fickling")
+    out = _run(
+        """
+        import sys
+        sys.modules["fickling.fickle"] = None   # fickling is there, a module it needs is not importable
+        from mlpentest.errors import OptionalDependencyError
+        from mlpentest.supplychain.tamper import Payload
+        try:
+            Payload.marker("/tmp/never-written").opcodes()
+        except OptionalDependencyError as exc:
+            print(exc)
+        """
+    )
+    assert out.startswith("building a tampering payload needs 'fickling', which is installed but does not")
+    assert "pip install --force-reinstall 'mlpentest[tamper]'" in out
+    from mlpentest.errors import OptionalDependencyError
+
+    missing = OptionalDependencyError("no-such-package-xyz", "x", "y", error=ImportError("no"))
+    assert "which is not installed; install it with: pip install 'mlpentest[x]'" in str(missing)
