@@ -114,6 +114,26 @@ def test_held_out_scoring_the_servers_budget_refuses_is_named_before_or_noted_af
         np.testing.assert_array_equal(result.stolen.predict(digits.X_test), victim.predict(digits.X_test))
 
 
+def test_an_evaluator_key_keeps_scoring_off_the_attackers_budget(digits):
+    from sklearn.linear_model import LogisticRegression
+
+    evaluator = "eval-key-0123456789abcdef"
+    victim = LogisticRegression(max_iter=500).fit(digits.X_train, digits.y_train)
+    keys = ApiKeys.from_mapping({ALICE: "alice", evaluator: "evaluator", OPS: ("ops", "admin")})
+    with running(victim, ServeConfig(api_keys=keys, query_budget=100)) as url:
+        remote = wrap(url, api_key=ALICE, evaluator_key=evaluator)
+        # 80 attack queries + 100 held-out points would not fit alice's 100; each client has its own
+        result = Retraining(remote, budget=80, rounds=2, random_state=0).run(
+            digits.X_pool, X_test=digits.X_test[:100])
+        assert result.queries == remote.queries == 80 and not result.budget_exhausted
+        assert result.fidelity > 0.8
+        metrics = httpx.get(f"{url}/metrics", headers={"x-api-key": OPS}).text
+        assert 'mlpentest_queries_total{client="alice"} 80' in metrics
+        assert 'mlpentest_queries_total{client="evaluator"} 100' in metrics
+        with pytest.raises(InvalidParameterError, match="^evaluator_key"):
+            wrap(url, api_key=ALICE, evaluator_key="")
+
+
 def test_prada_refuses_an_extraction_stream_and_serves_a_benign_one(digits):
     config = ServeConfig(
         prada_delta=0.9, api_keys=ApiKeys.from_mapping({ALICE: "alice", OPS: ("ops", "admin")})
