@@ -116,3 +116,35 @@ _safe.save(clf, "model.skops")
     from mlpentest.supplychain import scan
 
     assert scan.scan("model-tampered.joblib").verdict == "suspicious"
+
+
+def test_attacking_a_served_model_example(sandbox):
+    pytest.importorskip("fastapi")
+    pytest.importorskip("httpx")
+    from mlpentest.serve import ApiKeys, ServeConfig, running
+
+    prelude = """
+import numpy as np
+from sklearn.neural_network import MLPClassifier
+from mlpentest import datasets
+from mlpentest.attacks.evasion import HopSkipJump
+from mlpentest.attacks.extraction import Retraining
+from mlpentest.attacks.membership import ReferenceModels, collect_signals
+from mlpentest.defenses import LabelsOnly
+from mlpentest.models import wrap
+data = datasets.load("digits")
+X, y, X_pool = data.X[:200], data.y[:200], data.X[400:1000]
+truth = np.arange(200) < 100
+target = MLPClassifier((64,), max_iter=300, random_state=0).fit(X[:100], y[:100])
+refs = ReferenceModels(MLPClassifier((64,), max_iter=100), n_models=4, random_state=0).fit(X, y)
+"""
+    ns: dict = {}
+    _run(prelude, ns)
+    key = "readme-key-0123456789abcdef"
+    config = ServeConfig(api_keys=ApiKeys.from_mapping({key: "reader"}))
+    with running(ns["target"], config) as url:
+        code = _example('api = wrap("http://127.0.0.1:8000"')
+        code = code.replace('"http://127.0.0.1:8000"', repr(url)).replace('api_key="..."', f"api_key={key!r}")
+        _run(code, ns)
+    assert ns["signals"].target_proba.shape == (200, 10)
+    assert ns["copy"].queries == 300 and ns["adv"].x_adv.shape == (10, 64)
