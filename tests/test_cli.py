@@ -192,3 +192,23 @@ def test_shadows_is_passed_as_given(tmp_path, monkeypatch):
     with pytest.raises(SystemExit):
         main(["reproduce", "shokri2017", "--quick", "--shadows", "2", "--out", str(tmp_path)])
     assert seen["n_shadow"] == 2
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["reproduce", "biggio2012", "--scheduler", "tcp://127.0.0.1:8786"],
+     "--scheduler: only shokri2017 and shokri2017-seed train models on a cluster, not biggio2012"),
+    (["reproduce", "shokri2017", "--quick", "--scheduler", "8786"], "scheduler: expected an address"),
+    (["reproduce", "shokri2017-seed", "--quick", "--scheduler", "tcp://127.0.0.1:1"],
+     "scheduler: cannot connect to 'tcp://127.0.0.1:1'"),
+])
+def test_a_bad_or_unreachable_scheduler_fails_before_any_work(argv, message, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("distributed")
+    import dask
+
+    from mlpentest.experiments import biggio2012, shokri2017
+
+    for module, name in ((biggio2012, "run"), (shokri2017, "run"), (shokri2017, "run_seed")):
+        monkeypatch.setattr(module, name, _must_not_run)
+    with dask.config.set({"distributed.comm.timeouts.connect": "2s"}):  # (30 s by default)
+        assert main([*argv, "--out", str(tmp_path / "out")]) == 1
+    assert message in capsys.readouterr().err

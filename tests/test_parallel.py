@@ -133,6 +133,9 @@ def test_bad_subsets_are_named(digits, subsets, match):
         ({"retries": -1}, "retries"),
         ({"scheduler": "tcp://127.0.0.1:8786"}, "scheduler: only used with backend='dask'"),
         ({"backend": "dask", "scheduler": 8786}, "scheduler: expected an address"),
+        ({"backend": "dask", "scheduler": "8786"}, "scheduler: expected an address"),  # deep in Dask before
+        ({"backend": "dask", "scheduler": "tcp://127.0.0.1:99999"}, "scheduler: expected an address"),
+        ({"backend": "dask", "scheduler": "http://127.0.0.1:8786"}, "scheduler: expected an address"),
     ],
 )
 def test_bad_settings_are_named(digits, kwargs, match):

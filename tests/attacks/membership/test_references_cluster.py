@@ -176,3 +176,34 @@ def test_an_unreachable_scheduler_is_named():
         ReferenceModels(_lr(), n_models=2, backend="dask", scheduler=f"tcp://127.0.0.1:{_free_port()}").fit(
             np.random.default_rng(0).random((40, 3)), np.arange(40) % 2
         )
+
+
+def test_the_sweep_and_the_shokri_reproduction_train_on_the_cluster(cluster, digits_pools, tmp_path):
+    import json
+
+    from mlpentest.cli import main
+    from mlpentest.defenses import Mitigation, privacy_utility_sweep
+
+    mem, non, pool = digits_pools["members"], digits_pools["nonmembers"], digits_pools["pool"]
+    data = {"X_members": mem.X, "y_members": mem.y, "X_nonmembers": non.X, "y_nonmembers": non.y,
+            "X_population": pool.X[:200], "y_population": pool.y[:200]}
+    mitigations = [Mitigation("C=100", _lr()), Mitigation("C=0.01", LogisticRegression(C=0.01, max_iter=300))]
+    local = privacy_utility_sweep(mitigations, **data, n_references=4, random_state=0)
+    remote = privacy_utility_sweep(mitigations, **data, n_references=4, random_state=0, backend="dask",
+                                   scheduler=cluster)
+    assert [r.auc for r in remote.rows] == [r.auc for r in local.rows]
+    # the command line: the seed's protocol with its shadow models on the cluster, as it runs locally
+    runs = {}
+    for where, extra in (("local", []), ("cluster", ["--scheduler", cluster])):
+        main(["reproduce", "shokri2017-seed", "--quick", "--sizes", "100", "--shadows", "2", "--quiet",
+              "--out", str(tmp_path / where), *extra])
+        runs[where] = _without_times(json.loads((tmp_path / where / "results.json").read_text())["results"])
+    assert runs["cluster"] == runs["local"]
+
+
+def _without_times(doc):
+    if isinstance(doc, dict):
+        return {k: _without_times(v) for k, v in doc.items() if k != "wall_seconds"}
+    if isinstance(doc, list):
+        return [_without_times(v) for v in doc]
+    return doc
