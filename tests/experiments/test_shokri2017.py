@@ -148,3 +148,12 @@ def test_quick_cnn_training_scales_with_the_training_set():
     assert trainer.n_steps(2500) == 10 * trainer.n_steps(250)
     _, full = shokri2017.default_trainer(datasets.load("digits"), "cnn")
     assert full.epochs == shokri2017.CNN_EPOCHS
+
+
+@pytest.mark.parametrize("kw, name", [({"n_train": float("nan")}, "n_train"), ({"n_train": "100"}, "n_train"),
+                                      ({"n_train": 0}, "n_train"), ({"n_shadow": float("inf")}, "n_shadow"),
+                                      ({"member_fraction": float("nan")}, "member_fraction")])
+def test_the_seed_protocols_settings_name_themselves(kw, name):
+    digits = datasets.load("digits")
+    with pytest.raises(InvalidParameterError, match=rf"^{name}: "):
+        shokri2017.seed_protocol(digits, **{"n_train": 60, "n_shadow": 2, **kw})
