@@ -336,3 +336,21 @@ def test_a_rejected_answer_is_not_charged_to_the_budget():
     with pytest.raises(QueryBudgetExceeded, match="5 of 5 queries used, 1 more requested"):
         model.predict(np.zeros((1, 4)))
     assert calls == [5, 5]  # the refused call never reached the function
+
+
+def test_a_wrapped_mlp_copies_its_weights_only_for_logits_and_gradients():
+    # reference models only answer predict_proba: their wrappers must not hold a float64 copy of the
+    # weights (a third of a float32 MLP's memory); the first logit or gradient makes it
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mlp = MLPClassifier((16,), max_iter=20, random_state=0).fit(X[:300], y[:300])
+    model = wrap(mlp)
+    model.predict_proba(X[:5])
+    model.predict(X[:5])
+    assert "_W" not in vars(model) and "_bias" not in vars(model)
+    logits = model.logits(X[:5])
+    assert "_W" in vars(model) and model._W[0].dtype == np.float64
+    softmax = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    np.testing.assert_allclose(softmax, mlp.predict_proba(X[:5]), rtol=1e-5)
